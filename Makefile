@@ -1,0 +1,37 @@
+# b12kg: `make demo` and `make test` are the Quick start. Every target creates the virtual
+# environment it needs. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# The shared acceptance cases: the sibling checkout's copy when present, else the vendored copy.
+CASES  ?= $(if $(wildcard ../shared/cases/README.md),../shared/cases,vendor/shared/cases)
+
+.PHONY: help install demo test build qc clean fuzz bench demo-store
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install b12kg with its test dependencies
+
+demo: $(STAMP) ## assess the bundled example patients with the embedded store and print the report
+	$(BIN)/b12kg demo
+
+build: $(STAMP) ## write the merged ontology: dist/b12kg.ttl and dist/b12kg.jsonld
+	$(BIN)/python -m b12kg.build dist
+
+qc: $(STAMP) ## run the QC queries of queries/qc on the merged ontology
+	$(BIN)/b12kg qc
+
+test: $(STAMP) ## the whole test suite, then the shared acceptance cases through the CLI
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
+	$(BIN)/b12kg cases $(CASES)
+
+clean: ## remove the environment and build output
+	rm -rf $(VENV) dist .pytest_cache
