@@ -1,0 +1,516 @@
+"""Patient records: one normalised form for every input (case files, Python dicts, FHIR Bundles,
+RDF), checked before any reasoning. Nothing is guessed: a result without a unit, with a unit that
+is not a unit of its test, with a value that is not a number or outside the plausible range, or
+with a code of another measurand, is refused with a message naming the field, the value and the
+problem. Values are kept as given and as compared (profile-default.md, 'How values meet cut-offs')."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Mapping
+
+from . import units
+from .errors import InputError, Issue
+from .kb import LabTestInfo, Vocabulary, vocabulary
+
+COMPARATORS = ("<=", ">=", "<", ">")
+_VALUE_RE = re.compile(r"^\s*(<=|>=|<|>|=)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+MAX_AGE = Decimal(150)
+MAX_GESTATIONAL_WEEKS = Decimal(45)
+MAX_RESULTS_PER_RECORD = 10_000
+
+
+@dataclass(frozen=True)
+class Result:
+    """One laboratory result, as given and as compared."""
+
+    key: str
+    test_iri: str
+    source: str
+    value_as_given: str
+    unit_as_given: str | None = None
+    comparator: str = "="
+    value: Decimal | None = None
+    compared_value: Decimal | None = None
+    compared_unit: str | None = None
+    canonical_value: Decimal | None = None
+    canonical_unit: str | None = None
+    ref_high_as_given: str | None = None
+    ref_high_compared: Decimal | None = None
+    qualitative: str | None = None
+    time: datetime | None = None
+    loinc: str | None = None
+    derived_from: tuple[str, ...] = ()
+    derivation: str | None = None
+
+
+@dataclass
+class PatientRecord:
+    """A patient and the results that count, normalised and validated."""
+
+    id: str
+    sex: str | None = None                 # "female", "male" or None (not recorded)
+    age_years: Decimal | None = None
+    pregnant: bool | None = None           # None: not stated (taken as not pregnant)
+    gestational_weeks: Decimal | None = None
+    results: dict[str, Result] = field(default_factory=dict)
+    superseded: list[Result] = field(default_factory=list)
+    symptoms: list[str] = field(default_factory=list)
+    contexts: list[str] = field(default_factory=list)
+    unrecognised_symptoms: list[str] = field(default_factory=list)
+    unrecognised_contexts: list[str] = field(default_factory=list)
+    profile: str = "default"
+    notes: list[str] = field(default_factory=list)
+    source: str | None = None
+
+    @property
+    def trimester(self) -> str | None:
+        if not self.pregnant:
+            return None
+        if self.gestational_weeks is None:
+            return "unknown"
+        weeks = int(self.gestational_weeks)  # completed weeks
+        return "first" if weeks < 14 else "second" if weeks < 28 else "third"
+
+
+# ---------------------------------------------------------------------------------------------
+# Case format (YAML / JSON / Python dicts)
+# ---------------------------------------------------------------------------------------------
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return Decimal(repr(value))
+    if isinstance(value, Decimal):
+        return value if value.is_finite() else None
+    if isinstance(value, str):
+        try:
+            d = Decimal(value.strip())
+        except (InvalidOperation, ValueError):
+            return None
+        return d if d.is_finite() else None
+    return None
+
+
+def parse_value(value: Any) -> tuple[str, Decimal] | None:
+    """('=', 12.5) from 12.5 or '12.5'; ('<', 50) from '<50'. None when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float, Decimal)):
+        d = _decimal(value)
+        return None if d is None else ("=", d)
+    if isinstance(value, str) and len(value) <= 64:
+        m = _VALUE_RE.match(value)
+        if m:
+            d = _decimal(m.group(2))
+            if d is not None:
+                return (m.group(1) or "=", d)
+    return None
+
+
+def resolve_test(name: str, vocab: Vocabulary, fld: str, issues: list[Issue]) -> LabTestInfo | None:
+    """An analyte key (analytes.tsv) or an accepted LOINC code; refused codes say why."""
+    if name in vocab.tests_by_key:
+        return vocab.tests_by_key[name]
+    if name in vocab.tests_by_loinc:
+        return vocab.tests_by_loinc[name]
+    if name in vocab.refused_codes:
+        info, reason = vocab.refused_codes[name]
+        issues.append(Issue(fld, name, f"is refused: {reason}"))
+        return None
+    issues.append(Issue(fld, name, "is not a known analyte key or accepted LOINC code "
+                        f"(known keys: {', '.join(sorted(vocab.tests_by_key))})"))
+    return None
+
+
+def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issues: list[Issue],
+                     comparator: str | None = None, ref_high: Any = None, time: datetime | None = None,
+                     loinc: str | None = None, source: str | None = None,
+                     vocab: Vocabulary | None = None) -> Result | None:
+    """Check one result and compute the value as compared; append issues and return None if refused."""
+    vocab = vocab or vocabulary()
+    source = source or fld
+    n_before = len(issues)
+    if info.qualitative:
+        word = str(value).strip().lower() if isinstance(value, str) else None
+        if word not in vocab.qualitative_values:
+            issues.append(Issue(f"{fld}.value", value, f"is not a result of {info.key} "
+                                f"(expected one of: {', '.join(sorted(vocab.qualitative_values))})"))
+            return None
+        return Result(key=info.key, test_iri=info.iri, source=source, value_as_given=str(value),
+                      qualitative=vocab.qualitative_values[word], time=time, loinc=loinc)
+    if value is None:
+        issues.append(Issue(f"{fld}.value", None, "is missing: a result needs a value"))
+        return None
+    parsed = parse_value(value)
+    if parsed is None:
+        issues.append(Issue(f"{fld}.value", value, "is not a number (a number, optionally after <, <=, > or >=)"))
+    if comparator is not None:
+        if comparator not in COMPARATORS:
+            issues.append(Issue(f"{fld}.comparator", comparator, "is not a comparator b12kg reads (<, <=, >, >=)"))
+        elif parsed is not None:
+            if parsed[0] != "=":
+                issues.append(Issue(f"{fld}.comparator", comparator, f"conflicts with the comparator in the value {value!r}"))
+            parsed = (comparator, parsed[1])
+    accepted = ", ".join(info.units)
+    if unit is None or (isinstance(unit, str) and not unit.strip()):
+        issues.append(Issue(f"{fld}.unit", None, f"is missing: a unit is required for {info.key} "
+                            f"(accepted: {accepted}); no unit is ever assumed"))
+    elif not isinstance(unit, str):
+        issues.append(Issue(f"{fld}.unit", unit, "is not a UCUM unit string"))
+    elif unit not in info.units:
+        issues.append(Issue(f"{fld}.unit", unit, _unit_problem(info, unit)))
+    if len(issues) > n_before or parsed is None:
+        return None
+    cmp_, number = parsed
+    assert isinstance(unit, str)
+    canonical = units.convert(number, info.units[unit].factor_to_canonical)
+    lo, hi = info.plausible_low, info.plausible_high
+    if lo is not None and hi is not None and not (lo <= canonical <= hi):
+        shown = f"{units.to_decimal_string(number)} {unit}"
+        if unit != info.canonical_unit:
+            shown += f" (= {units.to_decimal_string(canonical)} {info.canonical_unit})"
+        issues.append(Issue(f"{fld}.value", value, f"is not plausible for {info.key}: {shown} is outside "
+                            f"{units.to_decimal_string(lo)}-{units.to_decimal_string(hi)} {info.canonical_unit}"))
+        return None
+    compared_unit, factor = _compared_unit(info, unit)
+    compared = units.convert(number, factor)
+    ref_compared = None
+    if ref_high is not None:
+        r = parse_value(ref_high)
+        if r is None or r[0] != "=" or r[1] <= 0:
+            issues.append(Issue(f"{fld}.ref_high", ref_high, "is not a positive number (the laboratory's upper "
+                                "reference limit, in the result's own unit)"))
+            return None
+        ref_compared = units.convert(r[1], factor)
+    return Result(key=info.key, test_iri=info.iri, source=source,
+                  value_as_given=(cmp_ if cmp_ != "=" else "") + _given_number(value),
+                  unit_as_given=unit, comparator=cmp_, value=number, compared_value=compared,
+                  compared_unit=compared_unit, canonical_value=canonical, canonical_unit=info.canonical_unit,
+                  ref_high_as_given=None if ref_high is None else str(ref_high), ref_high_compared=ref_compared,
+                  time=time, loinc=loinc)
+
+
+def _given_number(value: Any) -> str:
+    if isinstance(value, str):
+        m = _VALUE_RE.match(value)
+        return m.group(2) if m else value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return repr(value)
+    return str(value)
+
+
+def _unit_problem(info: LabTestInfo, unit: str) -> str:
+    accepted = ", ".join(info.units)
+    if info.key == "rdw" and unit == "fL":
+        return ("is not a unit of rdw (RDW-CV, in %): a value in fL is RDW-SD (LOINC 21000-5), "
+                "a different measurand that is never converted")
+    if not units.is_valid_ucum(unit):
+        return f"is not a valid UCUM unit; {info.key} is accepted in: {accepted}"
+    if info.canonical_unit and units.ucum_factor(unit, info.canonical_unit) is not None:
+        return (f"is not an accepted unit of {info.key} (accepted: {accepted}); a value in {unit} "
+                "is implausible for this test, so it is refused rather than converted")
+    return f"is not a unit of {info.key}: it measures another kind of quantity (accepted: {accepted})"
+
+
+def _compared_unit(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
+    """Compare in the result's own unit when a cut-off states it (or the same unit spelled
+    otherwise, as ng/L for pg/mL); else convert to the canonical unit."""
+    if unit in info.threshold_units:
+        return unit, Decimal(1)
+    for tu in sorted(info.threshold_units):
+        if units.same_unit(unit, tu):
+            return tu, Decimal(1)
+    assert info.canonical_unit is not None
+    return info.canonical_unit, info.units[unit].factor_to_canonical
+
+
+def _parse_time(value: Any, fld: str, issues: list[Issue]) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            issues.append(Issue(fld, value, "is not an ISO 8601 date or date-time"))
+            return None
+    else:
+        issues.append(Issue(fld, value, "is not an ISO 8601 date or date-time"))
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def _parse_date(value: Any, fld: str, issues: list[Issue]) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    issues.append(Issue(fld, value, "is not an ISO 8601 date (YYYY-MM-DD)"))
+    return None
+
+
+def exact_age(birth: date, at: date) -> Decimal:
+    """Exact age in years: completed years plus the fraction of the current year of age."""
+    years = at.year - birth.year - ((at.month, at.day) < (birth.month, birth.day))
+    last = _add_years(birth, years)
+    nxt = _add_years(birth, years + 1)
+    frac = Decimal((at - last).days) / Decimal((nxt - last).days)
+    return units.round6(Decimal(years) + frac)
+
+
+def _add_years(d: date, n: int) -> date:
+    try:
+        return d.replace(year=d.year + n)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + n, month=3, day=1)
+
+
+def select_latest(candidates: Iterable[Result], key: str, issues: list[Issue], fld: str) -> tuple[Result | None, list[Result]]:
+    """The latest result of a test by specimen time; the others are superseded."""
+    items = list(candidates)
+    if not items:
+        return None, []
+    if len(items) == 1:
+        return items[0], []
+    if any(r.time is None for r in items):
+        issues.append(Issue(fld, f"{len(items)} results", f"of {key} without specimen times for all of them: "
+                            "b12kg cannot tell which is the latest"))
+        return None, []
+    items.sort(key=lambda r: r.time)  # type: ignore[arg-type, return-value]
+    latest = items[-1]
+    same_time = [r for r in items if r.time == latest.time]
+    if len(same_time) > 1 and len({(r.compared_value, r.comparator, r.qualitative) for r in same_time}) > 1:
+        issues.append(Issue(fld, f"{len(same_time)} results", f"of {key} at the same time {latest.time.isoformat()} "
+                            "disagree: b12kg cannot tell which counts"))
+        return None, []
+    return latest, items[:-1]
+
+
+def derive_tsat(results: dict[str, Result], vocab: Vocabulary) -> Result | None:
+    """TSAT = serum iron / TIBC x 100 (same units), when TSAT was not reported and both are exact."""
+    iron, tibc = results.get("iron"), results.get("tibc")
+    if "tsat" in results or iron is None or tibc is None:
+        return None
+    if iron.comparator != "=" or tibc.comparator != "=" or not tibc.canonical_value:
+        return None
+    assert iron.canonical_value is not None
+    value = units.round6(iron.canonical_value / tibc.canonical_value * 100)
+    info = vocab.tests_by_key["tsat"]
+    assert info.plausible_high is not None
+    if value > info.plausible_high:
+        return None
+    times = [t for t in (iron.time, tibc.time) if t is not None]
+    return Result(key="tsat", test_iri=info.iri, source=f"derived from {iron.source} and {tibc.source}",
+                  value_as_given=units.to_decimal_string(value), unit_as_given="%", comparator="=", value=value,
+                  compared_value=value, compared_unit="%", canonical_value=value, canonical_unit="%",
+                  time=max(times) if times else None, derived_from=("iron", "tibc"),
+                  derivation="serum iron / TIBC x 100, same units (findings.md)")
+
+
+def record_from_case(data: Any, *, source: str | None = None, profile: str | None = None) -> PatientRecord:
+    """Read the case format of shared/cases/README.md (already parsed from YAML or JSON)."""
+    vocab = vocabulary()
+    issues: list[Issue] = []
+    if not isinstance(data, Mapping):
+        raise InputError([Issue("record", type(data).__name__, "is not a mapping (a YAML or JSON object)")], source=source)
+    rid = data.get("id")
+    if rid is None:
+        rid = source or "patient"
+    if not isinstance(rid, (str, int)) or isinstance(rid, bool) or str(rid).strip() == "":
+        issues.append(Issue("id", rid, "is not a non-empty string"))
+        rid = "patient"
+    rid = str(rid)
+    patient = data.get("patient") or {}
+    if not isinstance(patient, Mapping):
+        issues.append(Issue("patient", patient, "is not a mapping"))
+        patient = {}
+    rec = PatientRecord(id=rid, source=source)
+    _patient_fields(rec, patient, issues)
+    prof = profile or data.get("profile") or "default"
+    if not isinstance(prof, str) or prof not in vocab.profiles:
+        issues.append(Issue("profile", prof, f"is not a profile (known: {', '.join(sorted(vocab.profiles))})"))
+    else:
+        rec.profile = prof
+    obs = data.get("observations") or {}
+    if not isinstance(obs, Mapping):
+        issues.append(Issue("observations", obs, "is not a mapping from analyte key or LOINC code to a result"))
+        obs = {}
+    candidates: dict[str, list[Result]] = {}
+    count = 0
+    for name, entry in obs.items():
+        fld = f"observations.{name}"
+        info = resolve_test(str(name), vocab, fld, issues)
+        entries = entry if isinstance(entry, list) else [entry]
+        for i, e in enumerate(entries):
+            count += 1
+            if count > MAX_RESULTS_PER_RECORD:
+                issues.append(Issue("observations", f"more than {MAX_RESULTS_PER_RECORD} results", "is too many for one record"))
+                raise InputError(issues, source=source)
+            efld = fld if len(entries) == 1 else f"{fld}[{i}]"
+            if info is None:
+                continue
+            if not isinstance(e, Mapping):
+                issues.append(Issue(efld, e, "is not a result (a mapping with value and unit)"))
+                continue
+            unknown = set(e) - {"value", "unit", "ref_high", "time", "comparator"}
+            if unknown:
+                issues.append(Issue(efld, ", ".join(sorted(map(str, unknown))), "are not fields of a result "
+                                    "(value, unit, ref_high, time, comparator)"))
+                continue
+            t = _parse_time(e.get("time"), f"{efld}.time", issues)
+            r = normalise_result(info, value=e.get("value"), unit=e.get("unit"), fld=efld, issues=issues,
+                                 comparator=e.get("comparator"), ref_high=e.get("ref_high"), time=t,
+                                 loinc=str(name) if str(name) in info.loinc else None, vocab=vocab)
+            if r is not None:
+                candidates.setdefault(info.key, []).append(r)
+    _finish(rec, candidates, issues, vocab)
+    rec.symptoms, rec.unrecognised_symptoms = _words(data.get("symptoms"), "symptoms", vocab.symptoms, issues)
+    rec.contexts, rec.unrecognised_contexts = _words(data.get("context"), "context", vocab.contexts, issues)
+    if issues:
+        raise InputError(issues, source=source)
+    if rec.age_years is None and "age_years" not in patient:
+        _age_from_birth_date(rec, patient, issues)
+        if issues:
+            raise InputError(issues, source=source)
+    add_notes(rec)
+    return rec
+
+
+def _patient_fields(rec: PatientRecord, patient: Mapping, issues: list[Issue]) -> None:
+    known = {"sex", "age_years", "birth_date", "pregnant", "gestational_weeks", "specimen_date"}
+    unknown = set(patient) - known
+    if unknown:
+        issues.append(Issue("patient", ", ".join(sorted(map(str, unknown))), f"are not patient fields ({', '.join(sorted(known))})"))
+    sex = patient.get("sex")
+    if sex is not None:
+        if not isinstance(sex, str) or sex.strip().lower() not in ("female", "male"):
+            issues.append(Issue("patient.sex", sex, "is not female or male (leave it out when not recorded)"))
+        else:
+            rec.sex = sex.strip().lower()
+    if "age_years" in patient:
+        age = _decimal(patient.get("age_years"))
+        if age is None or not (Decimal(0) <= age < MAX_AGE):
+            issues.append(Issue("patient.age_years", patient.get("age_years"),
+                                f"is not a valid age: it must be a number of years from 0 to under {MAX_AGE}"))
+        else:
+            rec.age_years = age
+    preg = patient.get("pregnant")
+    if preg is not None:
+        if not isinstance(preg, bool):
+            issues.append(Issue("patient.pregnant", preg, "is not true or false"))
+        else:
+            rec.pregnant = preg
+    if "gestational_weeks" in patient:
+        gw = _decimal(patient.get("gestational_weeks"))
+        if gw is None or not (Decimal(0) <= gw <= MAX_GESTATIONAL_WEEKS):
+            issues.append(Issue("patient.gestational_weeks", patient.get("gestational_weeks"),
+                                f"is not a number of completed weeks from 0 to {MAX_GESTATIONAL_WEEKS}"))
+        elif rec.pregnant is False:
+            issues.append(Issue("patient.gestational_weeks", patient.get("gestational_weeks"),
+                                "is given for a patient recorded as not pregnant"))
+        else:
+            rec.gestational_weeks = gw
+            if rec.pregnant is None:
+                rec.pregnant = True
+
+
+def _age_from_birth_date(rec: PatientRecord, patient: Mapping, issues: list[Issue]) -> None:
+    birth = _parse_date(patient.get("birth_date"), "patient.birth_date", issues)
+    if birth is None:
+        return
+    times = [r.time for r in rec.results.values() if r.time is not None]
+    at = _parse_date(patient.get("specimen_date"), "patient.specimen_date", issues) if patient.get("specimen_date") else (
+        max(times).date() if times else None)
+    if at is None:
+        rec.notes.append("Age not known: a birth date is recorded but no specimen date, so age-dependent criteria are not assessed.")
+        return
+    if at < birth:
+        issues.append(Issue("patient.birth_date", str(birth), f"is after the specimen date {at}"))
+        return
+    age = exact_age(birth, at)
+    if age >= MAX_AGE:
+        issues.append(Issue("patient.birth_date", str(birth), f"gives an age of {age} years at {at}, which is not valid"))
+        return
+    rec.age_years = age
+
+
+def _finish(rec: PatientRecord, candidates: dict[str, list[Result]], issues: list[Issue], vocab: Vocabulary) -> None:
+    for key, items in candidates.items():
+        latest, older = select_latest(items, key, issues, f"observations.{key}")
+        if latest is not None:
+            rec.results[key] = latest
+            rec.superseded.extend(older)
+    tsat = derive_tsat(rec.results, vocab)
+    if tsat is not None:
+        rec.results["tsat"] = tsat
+
+
+def _words(value: Any, fld: str, known: Mapping[str, str], issues: list[Issue]) -> tuple[list[str], list[str]]:
+    if value is None:
+        return [], []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        issues.append(Issue(fld, value, "is not a list of words"))
+        return [], []
+    ok, other = [], []
+    for i, w in enumerate(value):
+        if not isinstance(w, str):
+            issues.append(Issue(f"{fld}[{i}]", w, "is not a word"))
+            continue
+        word = w.strip()
+        (ok if word in known else other).append(word)
+    return sorted(set(ok)), sorted(set(other))
+
+
+def add_notes(rec: PatientRecord) -> None:
+    """The warnings the output carries about what the record leaves open (findings.md)."""
+    notes = rec.notes
+    if rec.pregnant is None:
+        notes.append("Pregnancy not stated: the patient is taken as not pregnant.")
+    if rec.pregnant and rec.sex != "female":
+        notes.append(f"Pregnancy recorded with sex {rec.sex or 'not recorded'}: pregnancy cut-offs apply and "
+                     "sex-dependent criteria outside pregnancy are not assessed.")
+    if rec.sex is None:
+        notes.append("Sex not recorded: sex-dependent criteria (anaemia from 15 years outside pregnancy, "
+                     "high ferritin, high transferrin saturation) are not assessed.")
+    if rec.age_years is None:
+        notes.append("Age not recorded: age-dependent criteria (anaemia, ferritin, MCV) are not assessed.")
+    elif rec.age_years < Decimal("0.5"):
+        notes.append("Under 6 months of age: ferritin is not used and anaemia is not assessed.")
+    if rec.pregnant and rec.gestational_weeks is None:
+        notes.append("Pregnant with no gestational age: the trimester is unknown.")
+    for w in rec.unrecognised_contexts:
+        notes.append(f"Context {w!r} is not understood by b12kg; it is kept and has no effect.")
+    for w in rec.unrecognised_symptoms:
+        notes.append(f"Symptom {w!r} is not understood by b12kg; it is kept and has no effect.")
+    if "tsat" in rec.results and rec.results["tsat"].derived_from:
+        notes.append("Transferrin saturation was derived from serum iron and TIBC (iron / TIBC x 100).")
+
+
+def with_profile(rec: PatientRecord, profile: str) -> PatientRecord:
+    vocab = vocabulary()
+    if profile not in vocab.profiles:
+        raise InputError([Issue("profile", profile, f"is not a profile (known: {', '.join(sorted(vocab.profiles))})")])
+    return replace(rec, profile=profile)

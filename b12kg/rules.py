@@ -1,0 +1,178 @@
+"""The rule base: SHACL-AF node shapes with one SPARQL rule each (rules/*.ttl), read once and
+turned mechanically into the form each engine runs. The rule text is written once, in the
+sh:construct of each rule; nothing here rewrites its logic.
+
+Forms derived from the one source:
+- ``construct``: the SHACL-AF text, run by pyshacl with $this pre-bound (the reference);
+- ``update(...)``: a SPARQL 1.1 Update ``INSERT { GRAPH <inferred> {...} } USING ... WHERE {...}``
+  over every patient of a store at once, the focus-node type added as the first pattern; run by
+  pyoxigraph in process and by any SPARQL 1.1 store over the protocol.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+import rdflib
+from rdflib.namespace import RDF, RDFS
+
+from . import paths
+from .errors import RuleError
+
+SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
+B12 = rdflib.Namespace("https://w3id.org/b12kg/")
+
+INFERRED_GRAPH = "urn:b12kg:graph:inferred"
+DATA_GRAPH = "urn:b12kg:graph:data"
+KB_GRAPH = "urn:b12kg:graph:kb"
+
+
+@dataclass(frozen=True)
+class Rule:
+    iri: str
+    id: str
+    label: str
+    definition: str
+    order: int
+    finding: str | None          # local name of the finding class, None for derivations
+    construct: str               # sh:construct text, as written
+    prefixes: tuple[tuple[str, str], ...]
+    source: str
+    claims: tuple[str, ...]
+
+    @property
+    def family(self) -> str:
+        return self.id.split("-", 1)[0]
+
+    @property
+    def closed_world(self) -> bool:
+        """True when the rule reads an absence (negation as failure): not expressible in SWRL."""
+        return bool(re.search(r"\bNOT\s+EXISTS\b|\bMINUS\b", self.construct, re.I))
+
+    def prefix_block(self) -> str:
+        return "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in self.prefixes)
+
+    def template_and_body(self) -> tuple[str, str]:
+        return split_construct(self.construct)
+
+    def update(self, *, graphs: bool = True) -> str:
+        """The rule as one SPARQL 1.1 Update over all patients of a store."""
+        template, body = self.template_and_body()
+        body = "$this a b12:Patient .\n" + body
+        if graphs:
+            return (f"{self.prefix_block()}INSERT {{ GRAPH <{INFERRED_GRAPH}> {{\n{template}\n}} }}\n"
+                    f"USING <{KB_GRAPH}>\nUSING <{DATA_GRAPH}>\nUSING <{INFERRED_GRAPH}>\nWHERE {{\n{body}\n}}")
+        return f"{self.prefix_block()}INSERT {{\n{template}\n}}\nWHERE {{\n{body}\n}}"
+
+    def select_construct(self) -> str:
+        """The rule as a CONSTRUCT over all patients (for stores without update)."""
+        template, body = self.template_and_body()
+        return f"{self.prefix_block()}CONSTRUCT {{\n{template}\n}}\nWHERE {{\n$this a b12:Patient .\n{body}\n}}"
+
+
+def _matching_brace(text: str, start: int) -> int:
+    """Index of the brace closing the one at ``start``, skipping strings, IRIs and comments."""
+    depth = 0
+    i = start
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'":
+            q = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else c
+            j = text.find(q, i + len(q))
+            while j != -1 and text[j - 1] == "\\" and len(q) == 1:
+                j = text.find(q, j + 1)
+            if j == -1:
+                break
+            i = j + len(q)
+            continue
+        if c == "#":
+            j = text.find("\n", i)
+            i = n if j == -1 else j
+            continue
+        if c == "<":
+            m = re.match(r"<[^<>\"{}|^`\\\s]*>", text[i:])
+            if m:
+                i += m.end()
+                continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise RuleError("unbalanced braces in rule text")
+
+
+def split_construct(text: str) -> tuple[str, str]:
+    """(template, body) of ``CONSTRUCT { template } WHERE { body }``."""
+    m = re.search(r"\bCONSTRUCT\s*\{", text, re.I)
+    if not m:
+        raise RuleError("rule text is not a CONSTRUCT query")
+    t_open = m.end() - 1
+    t_close = _matching_brace(text, t_open)
+    m2 = re.compile(r"\s*WHERE\s*\{", re.I).match(text, t_close + 1)
+    if not m2:
+        raise RuleError("rule text has no WHERE after its CONSTRUCT template")
+    b_open = m2.end() - 1
+    b_close = _matching_brace(text, b_open)
+    if text[b_close + 1:].strip():
+        raise RuleError("rule text has something after its WHERE clause")
+    return text[t_open + 1:t_close].strip(), text[b_open + 1:b_close].strip()
+
+
+def rule_files() -> list:
+    return sorted(p for p in paths.RULES_DIR.glob("*.ttl"))
+
+
+@functools.lru_cache(maxsize=1)
+def rules_graph() -> rdflib.Graph:
+    g = rdflib.Graph()
+    for f in rule_files():
+        g.parse(f, format="turtle")
+    return g
+
+
+@functools.lru_cache(maxsize=1)
+def load_rules() -> tuple[Rule, ...]:
+    """Every rule, in evaluation order (sh:order, then id)."""
+    g = rules_graph()
+    out: list[Rule] = []
+    for shape in g.subjects(RDF.type, B12.Rule):
+        rid = g.value(shape, B12.ruleId)
+        order = g.value(shape, SH.order)
+        rule_nodes = list(g.objects(shape, SH.rule))
+        if rid is None or order is None or len(rule_nodes) != 1:
+            raise RuleError(f"rule {shape} needs b12:ruleId, sh:order and exactly one sh:rule")
+        rn = rule_nodes[0]
+        construct = g.value(rn, SH.construct)
+        if construct is None:
+            raise RuleError(f"rule {rid} has no sh:construct")
+        prefixes = []
+        for pnode in g.objects(rn, SH.prefixes):
+            for decl in g.objects(pnode, SH.declare):
+                prefixes.append((str(g.value(decl, SH.prefix)), str(g.value(decl, SH.namespace))))
+        finding = g.value(shape, B12.implementsFinding)
+        out.append(Rule(
+            iri=str(shape), id=str(rid), label=str(g.value(shape, RDFS.label)),
+            definition=str(g.value(shape, rdflib.URIRef("http://www.w3.org/2004/02/skos/core#definition"))),
+            order=int(order), finding=None if finding is None else str(finding).rsplit("/", 1)[-1],
+            construct=str(construct).strip(), prefixes=tuple(sorted(set(prefixes))),
+            source=str(g.value(shape, rdflib.URIRef("http://purl.org/dc/terms/source"))),
+            claims=tuple(sorted(str(c).rsplit("/", 1)[-1] for c in g.objects(shape, B12.claim)))))
+    out.sort(key=lambda r: (r.order, r.id))
+    ids = [r.id for r in out]
+    if len(ids) != len(set(ids)):
+        raise RuleError("duplicate rule ids")
+    return tuple(out)
+
+
+def strata() -> list[tuple[int, tuple[Rule, ...]]]:
+    """Rules grouped by sh:order; a stratum only reads what earlier strata wrote (see tests)."""
+    groups: dict[int, list[Rule]] = {}
+    for r in load_rules():
+        groups.setdefault(r.order, []).append(r)
+    return [(k, tuple(v)) for k, v in sorted(groups.items())]
