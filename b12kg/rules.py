@@ -25,6 +25,7 @@ SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
 B12 = rdflib.Namespace("https://w3id.org/b12kg/")
 
 INFERRED_GRAPH = "urn:b12kg:graph:inferred"
+ANY_TYPE = rdflib.URIRef("urn:b12kg:any-type")
 DATA_GRAPH = "urn:b12kg:graph:data"
 KB_GRAPH = "urn:b12kg:graph:kb"
 
@@ -176,3 +177,63 @@ def strata() -> list[tuple[int, tuple[Rule, ...]]]:
     for r in load_rules():
         groups.setdefault(r.order, []).append(r)
     return [(k, tuple(v)) for k, v in sorted(groups.items())]
+
+
+def _walk(node, triples: list, values: list) -> None:
+    """Collect the triple patterns and the VALUES rows of a translated rdflib algebra tree."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "triples" and isinstance(v, list):
+                triples.extend(t for t in v if isinstance(t, tuple) and len(t) == 3)
+            elif k == "res" and isinstance(v, list) and all(isinstance(x, dict) for x in v):
+                values.extend(v)
+            else:
+                _walk(v, triples, values)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _walk(v, triples, values)
+
+
+@functools.lru_cache(maxsize=1)
+def body_vocabulary() -> tuple[frozenset, frozenset]:
+    """(predicates, rdf:type objects) that the rule bodies match: the part of the knowledge base
+    the rules can see. Read from the parsed rule text, not listed by hand."""
+    from rdflib.plugins.sparql import prepareQuery
+
+    preds: set = set()
+    types: set = set()
+    for r in load_rules():
+        q = prepareQuery(r.prefix_block() + r.construct)
+        triples: list = []
+        values: list = []
+        _walk(q.algebra, triples, values)
+        bound: dict = {}
+        for row in values:
+            for var, term in row.items():
+                bound.setdefault(var, set()).add(term)
+        for s, p, o in triples:
+            if not isinstance(p, rdflib.URIRef):
+                raise RuleError(f"rule {r.id} matches a variable predicate; the knowledge-base subset would be unsafe")
+            preds.add(p)
+            if p == RDF.type:
+                if isinstance(o, rdflib.URIRef):
+                    types.add(o)
+                elif o in bound:
+                    types.update(bound[o])
+                else:
+                    types.add(ANY_TYPE)
+    return frozenset(preds), frozenset(types)
+
+
+@functools.lru_cache(maxsize=1)
+def rule_support_graph() -> rdflib.Graph:
+    """The triples of the ontology that some rule body can match (thresholds, populations,
+    categories, symptom types): what the engines load beside the patient data."""
+    from .kb import ontology_graph
+
+    preds, types = body_vocabulary()
+    g = rdflib.Graph()
+    for s, p, o in ontology_graph():
+        if p in preds and (p != RDF.type or o in types or ANY_TYPE in types):
+            g.add((s, p, o))
+    return g

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pyoxigraph as ox
 
 from ..kb import ontology_ntriples
-from ..rules import DATA_GRAPH, INFERRED_GRAPH, KB_GRAPH, Rule, load_rules
+from ..rules import DATA_GRAPH, INFERRED_GRAPH, KB_GRAPH, Rule, load_rules, rule_support_graph, rules_graph
 
 
 @dataclass
@@ -22,9 +22,11 @@ class RunStats:
     seconds_per_rule: dict[str, float] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=1)
-def _kb_store_bytes() -> bytes:
-    return ontology_ntriples().encode("utf-8")
+@functools.lru_cache(maxsize=2)
+def _kb_store_bytes(full: bool) -> bytes:
+    if full:
+        return (ontology_ntriples() + rules_graph().serialize(format="nt")).encode("utf-8")
+    return rule_support_graph().serialize(format="nt").encode("utf-8")
 
 
 @functools.lru_cache(maxsize=4)
@@ -32,10 +34,12 @@ def _updates(graphs: bool) -> tuple[tuple[str, str], ...]:
     return tuple((r.id, r.update(graphs=graphs)) for r in load_rules())
 
 
-def new_store() -> ox.Store:
-    """An in-memory store holding the knowledge base."""
+def new_store(*, full: bool = True) -> ox.Store:
+    """An in-memory store holding the knowledge base: the whole ontology and the rules' own
+    descriptions (what the explanation queries read), or with ``full=False`` only the triples a
+    rule body can match (enough to reason, faster to load)."""
     store = ox.Store()
-    store.load(_kb_store_bytes(), format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(KB_GRAPH))
+    store.load(_kb_store_bytes(full), format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(KB_GRAPH))
     return store
 
 
@@ -71,8 +75,8 @@ def data_ntriples(store: ox.Store) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def reason(patients_ntriples: str) -> ox.Store:
-    store = new_store()
+def reason(patients_ntriples: str, *, full: bool = True) -> ox.Store:
+    store = new_store(full=full)
     load_patients(store, patients_ntriples)
     run_rules(store)
     return store

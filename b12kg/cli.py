@@ -1,0 +1,258 @@
+"""The b12kg command line. Exit codes: 0 ok, 1 failed cases or invalid input, 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import B12kgError, InputError
+
+FORMATS = ("text", "json", "turtle", "jsonld")
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, default=str) + "\n")
+
+
+def cmd_assess(args) -> int:
+    from .api import assess
+    from .report import render_text
+
+    status = 0
+    outputs = []
+    for i, path in enumerate(args.files):
+        try:
+            a = assess(path, profile=args.profile, engine=args.engine)
+        except InputError as exc:
+            status = 1
+            if args.format == "json":
+                outputs.append({"file": path, "error": exc.to_json()})
+            else:
+                print(f"{path}: refused: {exc}", file=sys.stderr)
+            continue
+        if args.format == "json":
+            outputs.append({"file": path, **a.to_json()})
+        elif args.format == "turtle":
+            sys.stdout.write(a.to_turtle())
+        elif args.format == "jsonld":
+            sys.stdout.write(a.to_jsonld() + "\n")
+        else:
+            if i:
+                sys.stdout.write("\n" + "=" * 100 + "\n")
+            sys.stdout.write(render_text(a))
+    if args.format == "json":
+        _print_json(outputs[0] if len(outputs) == 1 else outputs)
+    return status
+
+
+def cmd_explain(args) -> int:
+    from .api import assess
+
+    try:
+        a = assess(args.file, profile=args.profile, engine=args.engine)
+    except InputError as exc:
+        print(f"{args.file}: refused: {exc}", file=sys.stderr)
+        return 1
+    f = a.finding(args.finding)
+    if f is None:
+        print(f"{args.file}: no finding {args.finding} (findings: {', '.join(a.codes) or 'none'})", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        _print_json(f.to_json())
+    else:
+        print(f.explanation)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .api import load_record
+
+    status = 0
+    for path in args.files:
+        try:
+            rec = load_record(path)
+        except InputError as exc:
+            status = 1
+            print(f"{path}: INVALID")
+            for issue in exc.issues:
+                print(f"  - {issue}")
+            continue
+        print(f"{path}: valid ({len(rec.results)} results)")
+        for n in rec.notes:
+            print(f"  note: {n}")
+    return status
+
+
+def cmd_cases(args) -> int:
+    from .cases import case_files, run_case
+
+    files = case_files(args.folder)
+    if not files:
+        print(f"{args.folder}: no *.yaml case files", file=sys.stderr)
+        return 1
+    passed = failed = 0
+    for p in files:
+        r = run_case(p, engine=args.engine)
+        mark = "PASS" if r.passed else "FAIL"
+        print(f"{mark} {r.case_id}: {r.detail}")
+        passed += r.passed
+        failed += not r.passed
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_query(args) -> int:
+    import pyoxigraph as ox
+
+    from .api import assess, explanation_store, run_query
+
+    query = Path(args.query).read_text(encoding="utf-8")
+    store = None
+    status = 0
+    for path in args.data:
+        try:
+            a = assess(path, profile=args.profile, engine=args.engine)
+        except InputError as exc:
+            print(f"{path}: refused: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if store is None:
+            store = explanation_store(a.input_ntriples, a.inferred_ntriples)
+        else:
+            from .engines.oxigraph_engine import load_patients
+            from .rules import INFERRED_GRAPH
+
+            load_patients(store, a.input_ntriples)
+            store.load(a.inferred_ntriples.encode(), format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(INFERRED_GRAPH))
+    if store is None:
+        return status or 1
+    res = store.query(query, use_default_graph_as_union=True)
+    if isinstance(res, ox.QuerySolutions):
+        names = [v.value for v in res.variables]
+        rows = [[("" if s[n] is None else s[n].value) for n in names] for s in res]
+        if args.format == "json":
+            _print_json([dict(zip(names, r)) for r in rows])
+        else:
+            print("\t".join(names))
+            for r in rows:
+                print("\t".join(r))
+    elif isinstance(res, ox.QueryBoolean):
+        print("true" if bool(res) else "false")
+    else:
+        for t in res:
+            print(f"{t.subject} {t.predicate} {t.object} .")
+    return status
+
+
+def cmd_demo(args) -> int:
+    from .api import assess
+    from .paths import EXAMPLES_DIR
+    from .report import render_text
+
+    files = sorted(p for p in EXAMPLES_DIR.iterdir() if p.suffix in (".yaml", ".json"))
+    print(f"b12kg {__version__}: assessing {len(files)} bundled example patients with the embedded store (pyoxigraph)\n")
+    for i, p in enumerate(files):
+        if i:
+            print("=" * 100)
+        print(f"[{p.name}]")
+        sys.stdout.write(render_text(assess(p)))
+    return 0
+
+
+def cmd_qc(args) -> int:
+    from .qc import run_qc
+
+    try:
+        from .build import merged_graph
+    except ImportError:  # pragma: no cover
+        from .kb import ontology_graph as merged_graph
+    results = run_qc(merged_graph())
+    bad = 0
+    for name, rows in sorted(results.items()):
+        print(f"{'FAIL' if rows else 'ok  '} {name}: {len(rows)} rows")
+        for r in rows[:20]:
+            print("     ", *r)
+        bad += bool(rows)
+    return 1 if bad else 0
+
+
+def cmd_rules(args) -> int:
+    from .rules import load_rules
+
+    print("order\tid\tfinding\tclosed-world\tclaims\tlabel")
+    for r in load_rules():
+        print(f"{r.order}\t{r.id}\t{r.finding or '-'}\t{'yes' if r.closed_world else 'no'}\t{' '.join(r.claims) or '-'}\t{r.label}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="b12kg", description="Knowledge-graph reasoner for vitamin B12 and ferritin read together.")
+    p.add_argument("--version", action="version", version=f"b12kg {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def engine_opts(sp):
+        sp.add_argument("--profile", choices=("default", "who-2020", "who-2011"), default=None,
+                        help="cut-off profile (default: the record's own, else 'default')")
+        sp.add_argument("--engine", choices=("oxigraph", "pyshacl", "swrl"), default="oxigraph",
+                        help="rule engine (default: oxigraph, in process)")
+
+    sp = sub.add_parser("assess", help="assess patient records (case YAML/JSON, FHIR Bundle JSON, Turtle/JSON-LD)")
+    sp.add_argument("files", nargs="+")
+    sp.add_argument("--format", choices=FORMATS, default="text")
+    engine_opts(sp)
+    sp.set_defaults(func=cmd_assess)
+
+    sp = sub.add_parser("explain", help="explain one finding of one record")
+    sp.add_argument("file")
+    sp.add_argument("--finding", required=True, help="finding code, e.g. IronDeficiencyMaskingRisk")
+    sp.add_argument("--format", choices=("text", "json"), default="text")
+    engine_opts(sp)
+    sp.set_defaults(func=cmd_explain)
+
+    sp = sub.add_parser("query", help="run a SPARQL query over the knowledge base and assessed records")
+    sp.add_argument("query", help="a .rq file")
+    sp.add_argument("data", nargs="+", help="record files to assess and load")
+    sp.add_argument("--format", choices=("tsv", "json"), default="tsv")
+    engine_opts(sp)
+    sp.set_defaults(func=cmd_query)
+
+    sp = sub.add_parser("validate", help="check records without reasoning")
+    sp.add_argument("files", nargs="+")
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("cases", help="run a folder of acceptance cases (shared/cases format)")
+    sp.add_argument("folder")
+    sp.add_argument("--engine", choices=("oxigraph", "pyshacl", "swrl"), default="oxigraph")
+    sp.set_defaults(func=cmd_cases)
+
+    sp = sub.add_parser("demo", help="assess the bundled example patients")
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("qc", help="run the ontology QC queries")
+    sp.set_defaults(func=cmd_qc)
+
+    sp = sub.add_parser("rules", help="list the rules")
+    sp.set_defaults(func=cmd_rules)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    except B12kgError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # pragma: no cover - e.g. piped into head
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
