@@ -1,3 +1,21 @@
-"""b12kg: a knowledge-graph reasoner for vitamin B12 and ferritin read together."""
+"""b12kg: a knowledge-graph reasoner for vitamin B12 and ferritin read together.
+
+>>> import b12kg
+>>> a = b12kg.assess({"id": "x", "patient": {"sex": "male", "age_years": 61},
+...                   "observations": {"b12": {"value": 95, "unit": "pmol/L"},
+...                                    "ferritin": {"value": 7, "unit": "ug/L"}}})
+>>> "CombinedB12IronDeficiency" in a.codes
+True
+"""
 
 __version__ = "0.1.0"
+
+from .api import assess, load_record  # noqa: E402
+from .errors import B12kgError, InputError, Issue  # noqa: E402
+from .model import Assessment, Evidence, Finding, RuleRef, Threshold  # noqa: E402
+from .record import PatientRecord, Result  # noqa: E402
+
+__all__ = [
+    "__version__", "assess", "load_record", "Assessment", "Finding", "Evidence", "Threshold", "RuleRef",
+    "PatientRecord", "Result", "B12kgError", "InputError", "Issue",
+]

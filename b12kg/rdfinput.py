@@ -1,0 +1,163 @@
+"""Patient records given as RDF (Turtle, N-Triples, JSON-LD) in b12kg's own patient vocabulary.
+
+The graph is parsed without any network access (a JSON-LD document whose @context is not inline
+is refused; owl:imports are never followed), checked against the SHACL shapes of
+rules/shapes/patient.shapes.ttl, and then read into a PatientRecord through the same loader checks
+as every other input: the values and units as given are re-normalised, so values 'as compared'
+are always computed by b12kg, never taken from the input."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import rdflib
+from rdflib.namespace import RDF
+
+from .errors import InputError, Issue
+from .kb import B12, vocabulary
+from .paths import RULES_DIR
+from .record import PatientRecord, Result, _finish, _parse_time, add_notes, normalise_result
+
+_FORMATS = {".ttl": "turtle", ".nt": "nt", ".jsonld": "json-ld"}
+
+
+@functools.lru_cache(maxsize=1)
+def shapes_graph() -> rdflib.Graph:
+    g = rdflib.Graph()
+    for f in sorted((RULES_DIR / "shapes").glob("*.ttl")):
+        g.parse(f, format="turtle")
+    return g
+
+
+def _remote_contexts(node: Any, path: str = "") -> list[str]:
+    found = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            here = f"{path}.{k}" if path else k
+            if k in ("@context", "@import"):
+                items = v if isinstance(v, list) else [v]
+                for it in items:
+                    if isinstance(it, str):
+                        found.append(f"{here}: {it}")
+                    elif isinstance(it, dict) and "@import" in it:
+                        found.append(f"{here}.@import: {it['@import']}")
+            found.extend(_remote_contexts(v, here))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found.extend(_remote_contexts(v, f"{path}[{i}]"))
+    return found
+
+
+def parse_rdf(data: str | bytes, fmt: str, *, source: str | None = None) -> rdflib.Graph:
+    """Parse RDF text with no network access."""
+    if fmt == "json-ld":
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise InputError([Issue("document", source, f"is not valid JSON: {exc}")], source=source) from None
+        remote = _remote_contexts(doc)
+        if remote:
+            raise InputError([Issue(r.split(": ", 1)[0], r.split(": ", 1)[1], "is a remote JSON-LD context: b12kg never "
+                                    "fetches anything; put the context inline") for r in remote[:5]], source=source)
+    g = rdflib.Graph()
+    try:
+        g.parse(data=data, format=fmt)
+    except Exception as exc:  # the rdflib parsers raise many kinds
+        raise InputError([Issue("document", source, f"is not valid {fmt}: {str(exc)[:300]}")], source=source) from None
+    return g
+
+
+def validate_shapes(g: rdflib.Graph, *, source: str | None = None) -> None:
+    """Refuse a patient graph that does not conform to the patient shapes, naming each violation."""
+    import pyshacl
+
+    conforms, report, _ = pyshacl.validate(g, shacl_graph=shapes_graph(), advanced=True, inference="none",
+                                           do_owl_imports=False, allow_warnings=True)
+    if conforms:
+        return
+    SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
+    issues = []
+    for res in report.subjects(RDF.type, SH.ValidationResult):
+        focus = report.value(res, SH.focusNode)
+        msg = report.value(res, SH.resultMessage)
+        val = report.value(res, SH.value)
+        issues.append(Issue(f"<{focus}>", None if val is None else str(val), str(msg)))
+    issues.sort(key=lambda i: (i.field, i.problem))
+    raise InputError(issues or [Issue("graph", None, "does not conform to the patient shapes")], source=source)
+
+
+def record_from_rdf_file(path: Path, *, profile: str | None = None) -> PatientRecord:
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError([Issue("file", str(path), "is not .ttl, .nt or .jsonld (RDF/XML is not read)")])
+    return record_from_graph(parse_rdf(path.read_bytes(), fmt, source=str(path)), source=str(path), profile=profile)
+
+
+def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: str | None = None) -> PatientRecord:
+    validate_shapes(g, source=source)
+    patients = list(g.subjects(RDF.type, B12.Patient))
+    if len(patients) != 1:
+        raise InputError([Issue("b12:Patient", f"{len(patients)} patients", "must be exactly one patient per document")],
+                         source=source)
+    vocab = vocabulary()
+    p = patients[0]
+    issues: list[Issue] = []
+    rec = PatientRecord(id=str(g.value(p, B12.patientId)), source=source)
+    sex = g.value(p, B12.sex)
+    rec.sex = {B12.Female: "female", B12.Male: "male"}.get(sex)
+    age = g.value(p, B12.ageYears)
+    if age is not None:
+        rec.age_years = age.toPython()
+    preg = g.value(p, B12.pregnancyStatus)
+    if preg is not None and g.value(p, B12.pregnancyStatusAssumed) is None:
+        rec.pregnant = preg == B12.Pregnant
+    gw = g.value(p, B12.gestationalWeeks)
+    if gw is not None:
+        rec.gestational_weeks = gw.toPython()
+    prof = g.value(p, B12.profile)
+    names = {v: k for k, v in vocab.profiles.items()}
+    rec.profile = profile or names.get(str(prof), "default")
+    by_iri = {info.iri: info for info in vocab.tests_by_key.values()}
+    candidates: dict[str, list[Result]] = {}
+    for i, r in enumerate(sorted(g.objects(p, B12.hasResult), key=str)):
+        if g.value(r, B12.derivedFromResult) is not None:
+            continue  # a derived result (TSAT from iron and TIBC) is recomputed, never read
+        test = g.value(r, B12.test)
+        fld = f"<{r}>"
+        info = by_iri.get(str(test))
+        if info is None:
+            issues.append(Issue(f"{fld} b12:test", str(test), "is not a laboratory test of the ontology"))
+            continue
+        when = _parse_time(str(g.value(r, B12.effectiveTime)) if g.value(r, B12.effectiveTime) is not None else None,
+                           f"{fld} b12:effectiveTime", issues)
+        ref = g.value(r, B12.referenceHighAsGiven)
+        qual = g.value(r, B12.qualitativeValue)
+        value: Any = str(g.value(r, B12.valueAsGiven))
+        if info.qualitative and qual is not None:
+            value = {str(v): k for k, v in vocab.qualitative_values.items()}.get(str(qual), value)
+        unit = g.value(r, B12.unitAsGiven)
+        given_source = g.value(r, B12.sourceRecord)
+        loinc = g.value(r, B12.loincCode)
+        res = normalise_result(info, value=value, unit=None if unit is None else str(unit), fld=fld, issues=issues,
+                               ref_high=None if ref is None else str(ref), time=when, vocab=vocab,
+                               loinc=None if loinc is None else str(loinc),
+                               source=str(given_source) if given_source is not None else str(r))
+        if res is not None:
+            candidates.setdefault(info.key, []).append(res)
+    _finish(rec, candidates, issues, vocab)
+    sym = {v: k for k, v in vocab.symptoms.items()}
+    ctx = {v: k for k, v in vocab.contexts.items()}
+    for s in g.objects(p, B12.hasSymptom):
+        (rec.symptoms if str(s) in sym else rec.unrecognised_symptoms).append(sym.get(str(s), str(s)))
+    for c in g.objects(p, B12.hasContext):
+        (rec.contexts if str(c) in ctx else rec.unrecognised_contexts).append(ctx.get(str(c), str(c)))
+    for w in g.objects(p, B12.unrecognisedContext):
+        rec.unrecognised_contexts.append(str(w))
+    rec.symptoms.sort(); rec.contexts.sort(); rec.unrecognised_symptoms.sort(); rec.unrecognised_contexts.sort()
+    if issues:
+        raise InputError(issues, source=source)
+    add_notes(rec)
+    return rec
