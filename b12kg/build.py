@@ -95,21 +95,23 @@ def _build() -> rdflib.Graph:
 
 
 @functools.lru_cache(maxsize=1)
-def _merged_ntriples() -> str:
-    return _build().serialize(format="nt")
+def _merged() -> rdflib.Graph:
+    return _build()
 
 
 def merged_graph() -> rdflib.Graph:
-    """The merged ontology as a new rdflib graph (built once per process, copied per call so that
-    callers may add to it freely)."""
+    """The merged ontology as a new rdflib graph (built once per process and copied per call, so
+    that callers may add to it freely). Blank nodes keep their canonical labels."""
     g = rdflib.Graph()
-    g.parse(data=_merged_ntriples(), format="nt")
+    for triple in _merged():
+        g.add(triple)
     return _bind(g)
 
 
 def merged_ntriples() -> str:
     """The merged ontology as sorted N-Triples, one triple per line."""
-    return "".join(sorted(line + "\n" for line in _merged_ntriples().splitlines() if line.strip()))
+    lines = _merged().serialize(format="nt").splitlines()
+    return "".join(sorted(line + "\n" for line in lines if line.strip()))
 
 
 # ---------------------------------------------------------------------------------------------
