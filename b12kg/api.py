@@ -263,7 +263,8 @@ def _build_finding(store: ox.Store, row: Mapping, rec: PatientRecord, classes: M
             iri=iri, label=r["itemLabel"], role=r["role"], criterion=r["criterion"],
             limits=tuple(t["limits"][u] for u in sorted(t["limits"])), compared_limit=t["limits"].get(cu) if cu else None,
             population=r["populationLabel"], source=r["sourceShort"], source_title=r["sourceTitle"],
-            source_year=r["sourceYear"], source_link=r["sourceLink"], verification=r["verification"], note=r["scopeNote"]))
+            source_year=r["sourceYear"], source_link=r["sourceLink"], verification=r["verification"], note=r["scopeNote"],
+            outcome=r["outcome"]))
         if r["scopeNote"]:
             notes.append(r["scopeNote"])
         adults = r["sourceAdultsFrom"]

@@ -50,9 +50,12 @@ class Threshold:
     source_link: str | None
     verification: str
     note: str | None = None
+    outcome: str | None = None       # "met" or "not met" by the result compared with it
 
     def text(self) -> str:
         limit = self.compared_limit or " or ".join(self.limits)
+        if self.outcome == "not met":
+            limit = "not " + limit
         return f"{limit} ({self.role}; {self.population}; {self.source}, {self.verification})"
 
 
