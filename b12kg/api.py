@@ -5,6 +5,7 @@ queries of ``queries/explain``."""
 from __future__ import annotations
 
 import functools
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -20,6 +21,17 @@ from .record import PatientRecord, record_from_case, with_profile
 
 ENGINES = ("oxigraph", "pyshacl", "swrl")
 MAX_INPUT_BYTES = 100 * 1024 * 1024
+_local = threading.local()
+
+
+def _session():
+    """This thread's reusable store (knowledge base loaded once)."""
+    from .engines.oxigraph_engine import Session
+
+    s = getattr(_local, "session", None)
+    if s is None:
+        s = _local.session = Session()
+    return s
 
 
 @functools.lru_cache(maxsize=None)
@@ -118,8 +130,14 @@ def assess(record: Any, *, profile: str | None = None, engine: str = "oxigraph",
         raise B12kgError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
     rec = load_record(record, profile=profile)
     input_nt = record_to_ntriples(rec, base)
-    inferred_nt = infer(input_nt, engine=engine)
-    return build_assessment(rec, input_nt, inferred_nt, engine=engine, base=base)
+    session = _session()
+    if engine == "oxigraph":
+        inferred_nt = session.infer(input_nt)
+    else:
+        inferred_nt = infer(input_nt, engine=engine)
+        session.load(input_nt, inferred_nt)
+    return build_assessment(rec, input_nt, inferred_nt, engine=engine, base=base, store=session.store,
+                            single_patient=True)
 
 
 def infer(input_ntriples: str, *, engine: str = "oxigraph") -> str:
@@ -190,13 +208,30 @@ def _fmt(v: Any) -> str | None:
 
 
 def build_assessment(rec: PatientRecord, input_nt: str, inferred_nt: str, *, engine: str,
-                     base: str = DEFAULT_BASE, store: ox.Store | None = None) -> Assessment:
+                     base: str = DEFAULT_BASE, store: ox.Store | None = None,
+                     single_patient: bool = False) -> Assessment:
+    """Read the findings of one patient from a store with the queries of queries/explain.
+    With ``single_patient`` (the store holds this patient only), each query runs once for all
+    findings instead of once per finding."""
     piri = patient_iri(rec.id, base)
-    store = store or explanation_store(input_nt, inferred_nt)
+    if store is None:
+        store = explanation_store(input_nt, inferred_nt)
+        single_patient = True
     classes = kb.finding_classes()
+    items: dict[str, list] = {}
+    chains: dict[str, list] = {}
+    if single_patient:
+        for it in run_query(store, "explain/explain-finding.rq"):
+            items.setdefault(it["finding"], []).append(it)
+        for c in run_query(store, "explain/causal-chain.rq"):
+            chains.setdefault(c["finding"], []).append(c)
     findings = []
     for row in run_query(store, "explain/patient-findings.rq", patient=piri):
-        findings.append(_build_finding(store, row, rec, classes))
+        f = row["finding"]
+        if not single_patient:
+            items[f] = run_query(store, "explain/explain-finding.rq", finding=f)
+            chains[f] = run_query(store, "explain/causal-chain.rq", finding=f)
+        findings.append(_build_finding(row, items.get(f, []), chains.get(f, []), rec, classes))
     order = {"diagnosis": 0, "caution": 1, "next-step": 2, "result": 3}
     findings.sort(key=lambda f: (order.get(f.section, 9), f.code))
     return Assessment(patient_id=rec.id, profile=rec.profile, engine=engine, findings=tuple(findings),
@@ -220,9 +255,8 @@ def record_summary(rec: PatientRecord) -> dict:
     }
 
 
-def _build_finding(store: ox.Store, row: Mapping, rec: PatientRecord, classes: Mapping) -> Finding:
+def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientRecord, classes: Mapping) -> Finding:
     firi = row["finding"]
-    items = run_query(store, "explain/explain-finding.rq", finding=firi)
     rules: dict[str, RuleRef] = {}
     evidence: dict[str, Evidence] = {}
     thresholds: dict[str, dict] = {}
@@ -272,7 +306,7 @@ def _build_finding(store: ox.Store, row: Mapping, rec: PatientRecord, classes: M
             who = "of unknown age" if rec.age_years is None else f"aged {_fmt(rec.age_years)} years"
             notes.append(f"{r['sourceShort']} is written for people over {adults}; no paediatric cut-off is verified, "
                          f"so the adult cut-off is applied to this patient {who}.")
-    chain = tuple(c["stateLabel"] for c in run_query(store, "explain/causal-chain.rq", finding=firi))
+    chain = tuple(c["stateLabel"] for c in sorted(chain_rows, key=lambda c: c["position"]))
     code = row["code"]
     cls = classes.get(code, {})
     f_rules = tuple(rules[k] for k in sorted(rules))

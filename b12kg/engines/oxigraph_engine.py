@@ -80,3 +80,26 @@ def reason(patients_ntriples: str, *, full: bool = True) -> ox.Store:
     load_patients(store, patients_ntriples)
     run_rules(store)
     return store
+
+
+class Session:
+    """A reusable store for one patient at a time: the knowledge base is loaded once, and each
+    assessment clears the data and inferred graphs, loads a patient and runs the rules."""
+
+    def __init__(self) -> None:
+        self.store = new_store(full=True)
+
+    def reset(self) -> None:
+        self.store.clear_graph(ox.NamedNode(DATA_GRAPH))
+        self.store.clear_graph(ox.NamedNode(INFERRED_GRAPH))
+
+    def load(self, patient_ntriples: str, inferred: str | None = None) -> None:
+        self.reset()
+        load_patients(self.store, patient_ntriples)
+        if inferred:
+            self.store.load(inferred.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES, to_graph=ox.NamedNode(INFERRED_GRAPH))
+
+    def infer(self, patient_ntriples: str) -> str:
+        self.load(patient_ntriples)
+        run_rules(self.store)
+        return inferred_ntriples(self.store)
