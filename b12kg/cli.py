@@ -163,13 +163,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_qc(args) -> int:
-    from .qc import run_qc
+    from .qc import qc_graph, run_qc
 
-    try:
-        from .build import merged_graph
-    except ImportError:  # pragma: no cover
-        from .kb import ontology_graph as merged_graph
-    results = run_qc(merged_graph())
+    results = run_qc(qc_graph())
     bad = 0
     for name, rows in sorted(results.items()):
         print(f"{'FAIL' if rows else 'ok  '} {name}: {len(rows)} rows")
