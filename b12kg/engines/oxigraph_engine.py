@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import pyoxigraph as ox
 
 from ..kb import ontology_ntriples
-from ..rules import DATA_GRAPH, INFERRED_GRAPH, KB_GRAPH, Rule, load_rules, rule_support_graph, rules_graph
+from ..rules import (DATA_GRAPH, INFERRED_GRAPH, KB_GRAPH, Rule, load_rules, rule_support_graph, rules_graph,
+                     set_at_a_time_updates)
 
 
 @dataclass
@@ -31,7 +32,8 @@ def _kb_store_bytes(full: bool) -> bytes:
 
 @functools.lru_cache(maxsize=4)
 def _updates(graphs: bool) -> tuple[tuple[str, str], ...]:
-    return tuple((r.id, r.update(graphs=graphs)) for r in load_rules())
+    """Every rule in the set-at-a-time form (rules.set_at_a_time_updates), in evaluation order."""
+    return tuple((r.id, u) for r in load_rules() for u in set_at_a_time_updates(r, graphs=graphs))
 
 
 def new_store(*, full: bool = True) -> ox.Store:
@@ -52,7 +54,7 @@ def run_rules(store: ox.Store, rules: tuple[Rule, ...] | None = None, *, timing:
     if rules is None:
         updates = _updates(True)
     else:
-        updates = tuple((r.id, r.update(graphs=True)) for r in rules)
+        updates = tuple((r.id, u) for r in rules for u in set_at_a_time_updates(r, graphs=True))
     for rid, text in updates:
         t0 = time.perf_counter() if timing else 0.0
         store.update(text)
