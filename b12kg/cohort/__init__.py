@@ -1,0 +1,5 @@
+"""Cohorts: stream many patient records through the rules on all cores (see runner.py)."""
+
+from .runner import Summary, assess_cohort
+
+__all__ = ["assess_cohort", "Summary"]

@@ -1,0 +1,361 @@
+"""The cohort worker: one chunk of raw records in, part files out.
+
+Per chunk: parse and validate every record (a refused record goes to the reject part with its
+reason; nothing else is lost); load the valid ones into one pyoxigraph store with the knowledge
+base; run the rules once over the whole store (set-at-a-time SPARQL updates, in sh:order); read
+every finding with its provenance back with queries/report/findings-evidence.rq; write each
+patient's findings with the values of its own record.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pyoxigraph as ox
+
+from ..errors import B12kgError, InputError, Issue
+from ..kb import B12NS, finding_classes, ontology_graph, vocabulary
+from ..rdfpatient import DEFAULT_BASE, patient_iri, record_to_ntriples
+from ..record import PatientRecord, record_from_case
+from ..units import to_decimal_string
+from .readers import PATIENT_COLUMNS, RawRecord
+
+INFERRED = "urn:b12kg:graph:inferred"
+DATA = "urn:b12kg:graph:data"
+
+
+@dataclass(frozen=True)
+class Options:
+    profile: str | None = None
+    write_graph: bool = False
+    base: str = DEFAULT_BASE
+    endpoint: Any = None            # a b12kg.cohort.remote.Endpoint, or None for the embedded store
+
+
+@dataclass
+class ChunkReport:
+    index: int
+    read: int = 0
+    assessed: int = 0
+    refused: int = 0
+    findings: Counter = field(default_factory=Counter)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing raw records
+# ---------------------------------------------------------------------------------------------
+def _fmt(d: Decimal | None) -> str | None:
+    if d is None:
+        return None
+    s = to_decimal_string(d)
+    return s[:-2] if s.endswith(".0") else s
+
+
+_TRUE = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def csv_case(header: list[str], row: list[str], ref: str) -> dict:
+    """A CSV row as a case dict (see readers.py for the columns)."""
+    if len(row) != len(header):
+        raise InputError([Issue(ref, f"{len(row)} cells", f"does not match the {len(header)} columns of the header")])
+    cells = {h: c.strip() for h, c in zip(header, row)}
+    patient: dict[str, Any] = {}
+    for col in ("sex", "age_years", "birth_date", "specimen_date", "gestational_weeks"):
+        if cells.get(col):
+            patient[col] = cells[col]
+    if cells.get("pregnant"):
+        patient["pregnant"] = _TRUE.get(cells["pregnant"].lower(), cells["pregnant"])
+    obs: dict[str, Any] = {}
+    for key in vocabulary().tests_by_key:
+        v = cells.get(key)
+        if v:
+            entry: dict[str, Any] = {"value": v}
+            if cells.get(f"{key}_unit"):
+                entry["unit"] = cells[f"{key}_unit"]
+            if cells.get(f"{key}_ref_high"):
+                entry["ref_high"] = cells[f"{key}_ref_high"]
+            obs[key] = entry
+        elif cells.get(f"{key}_unit") or cells.get(f"{key}_ref_high"):
+            raise InputError([Issue(f"{ref}, column {key}", None, f"is empty while {key}_unit is given: a unit without a value")])
+    case: dict[str, Any] = {"id": cells.get("id") or ref.replace(" ", "-"), "patient": patient, "observations": obs}
+    for col in ("symptoms", "context"):
+        if cells.get(col):
+            case[col] = [w for w in (x.strip() for x in cells[col].split(";")) if w]
+    if cells.get("profile"):
+        case["profile"] = cells["profile"]
+    return case
+
+
+def check_csv_header(header: list[str]) -> list[str]:
+    """Unknown or duplicated columns (a typo must not silently drop a result)."""
+    keys = set(vocabulary().tests_by_key)
+    allowed = set(PATIENT_COLUMNS) | keys | {f"{k}_unit" for k in keys} | {f"{k}_ref_high" for k in keys}
+    problems = [f"column {h!r} is not a b12kg column" for h in header if h not in allowed]
+    dup = [h for h, n in Counter(header).items() if n > 1]
+    problems += [f"column {h!r} appears twice" for h in dup]
+    return problems
+
+
+def parse_raw(raw: RawRecord, profile: str | None) -> PatientRecord:
+    if raw.kind == "csv":
+        header, row = raw.payload  # type: ignore[misc]
+        return record_from_case(csv_case(header, row, raw.ref), source=raw.ref, profile=profile)
+    if raw.kind == "bundle":
+        from ..fhir import is_bundle, load_json, record_from_bundle
+
+        try:
+            data = load_json(raw.payload)  # type: ignore[arg-type]
+        except (ValueError, RecursionError) as exc:
+            raise InputError([Issue(raw.ref, None, f"is not valid JSON: {str(exc)[:200]}")], source=raw.ref) from None
+        if not is_bundle(data):
+            raise InputError([Issue(f"{raw.ref}.resourceType", data.get("resourceType") if isinstance(data, dict) else None,
+                                    "is not Bundle")], source=raw.ref)
+        return record_from_bundle(data, source=raw.ref, profile=profile or "default")
+    from ..api import load_record
+
+    return load_record(str(raw.payload), profile=profile)
+
+
+# ---------------------------------------------------------------------------------------------
+# Knowledge-base tables for the output (labels, cut-offs, sources), built once per process
+# ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def threshold_table() -> dict[str, dict]:
+    q = """PREFIX b12: <https://w3id.org/b12kg/> PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
+    PREFIX dcterms: <http://purl.org/dc/terms/>
+    SELECT ?t ?sym ?unit ?v ?lo ?hi ?src ?ver WHERE {
+      ?t a b12:Threshold ; b12:criterion/skos:notation ?sym ; b12:limit ?l ; dcterms:source/b12:shortName ?src ;
+         b12:verificationLevel ?ver . ?l b12:ucumUnit ?unit .
+      OPTIONAL { ?l b12:numericValue ?v } OPTIONAL { ?l b12:lowerValue ?lo ; b12:upperValue ?hi } }"""
+    out: dict[str, dict] = {}
+    for t, sym, unit, v, lo, hi, src, ver in ontology_graph().query(q):
+        d = out.setdefault(str(t), {"id": str(t).rsplit("/", 1)[-1], "source": str(src), "verification": str(ver),
+                                    "limits": {}})
+        if v is not None:
+            d["limits"][str(unit)] = f"{sym} {_fmt(Decimal(str(v)))} {unit}"
+        else:
+            d["limits"][str(unit)] = f"{_fmt(Decimal(str(lo)))}-{_fmt(Decimal(str(hi)))} {unit} inclusive"
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def label_table() -> dict[str, str]:
+    from rdflib.namespace import RDFS
+
+    g = ontology_graph()
+    return {str(s): str(o) for s, o in g.subject_objects(RDFS.label)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the rules and reading the findings back
+# ---------------------------------------------------------------------------------------------
+def _local(iri: str) -> str:
+    return iri[len(B12NS):] if iri.startswith(B12NS) else iri
+
+
+_USES = {B12NS + "usedResult": "result", B12NS + "usedThreshold": "threshold", B12NS + "usedFinding": "finding",
+         B12NS + "usedContext": "context"}
+
+
+def findings_from_rows(rows, patients: dict[str, str]) -> dict[str, dict[str, dict]]:
+    """Group the rows of findings-evidence.rq by patient IRI: code -> rules and what they used."""
+    out: dict[str, dict[str, dict]] = {iri: {} for iri in patients}
+    for patient, finding, cls, rule, use, item, action in rows:
+        if patient not in out:
+            continue
+        f = out[patient].setdefault(_local(cls), {"rules": set(), "result": set(), "threshold": set(), "finding": set(),
+                                                  "context": set(), "action": set()})
+        f["rules"].add(rule.rsplit("/", 1)[-1])
+        kind = _USES.get(use) if use is not None else None
+        if kind == "result":
+            f["result"].add(unquote(item.rsplit("/result/", 1)[-1]))
+        elif kind == "finding":
+            f["finding"].add(item.rsplit("/finding/", 1)[-1])
+        elif kind is not None:
+            f[kind].add(item)
+        if action is not None:
+            f["action"].add(action)
+    return out
+
+
+FINDINGS_QUERY_NAME = "report/findings-evidence.rq"
+
+
+def rows_from_solutions(solutions) -> list[tuple]:
+    def v(t):
+        return None if t is None else t.value
+    return [(v(s["patient"]), v(s["finding"]), v(s["class"]), v(s["rule"]), v(s["use"]), v(s["item"]), v(s["action"]))
+            for s in solutions]
+
+
+def evaluate(recs: list[PatientRecord], options: Options) -> tuple[dict[str, dict[str, dict]], str]:
+    """Run the rules over a batch of records with distinct ids; findings per patient IRI and,
+    if asked, the inferred triples as N-Triples."""
+    if not recs:
+        return {}, ""
+    iris = {patient_iri(r.id, options.base): r.id for r in recs}
+    nt = "".join(record_to_ntriples(r, options.base) for r in recs)
+    if options.endpoint is not None:
+        rows, graph = options.endpoint.reason(nt, want_graph=options.write_graph)
+    else:
+        from ..api import query_text
+        from ..engines.oxigraph_engine import reason_default_graph
+
+        store, inferred = reason_default_graph(nt, want_inferred=options.write_graph)
+        rows = rows_from_solutions(store.query(query_text(FINDINGS_QUERY_NAME)))
+        graph = inferred
+    return findings_from_rows(rows, iris), graph
+
+
+def _batches_of_distinct_ids(records: list) -> list[list]:
+    """Split so that no batch holds two records with the same id (their graphs would merge)."""
+    batches: list[list] = []
+    seen: list[set] = []
+    for item in records:
+        pid = item[1].id
+        for b, ids in zip(batches, seen):
+            if pid not in ids:
+                b.append(item)
+                ids.add(pid)
+                break
+        else:
+            batches.append([item])
+            seen.append({pid})
+    return batches
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+def finding_json(rec: PatientRecord, code: str, f: dict) -> dict:
+    classes = finding_classes()
+    ths = threshold_table()
+    labels = label_table()
+    evidence = []
+    units = set()
+    for key in sorted(f["result"]):
+        r = rec.results.get(key)
+        if r is None:
+            continue
+        e: dict[str, Any] = {"analyte": key, "value_as_given": r.value_as_given, "unit_as_given": r.unit_as_given}
+        if r.qualitative is None:
+            e["value_compared"] = _fmt(r.compared_value)
+            e["unit_compared"] = r.compared_unit
+            units.add(r.compared_unit)
+        if r.ref_high_as_given is not None:
+            e["reference_high"] = r.ref_high_as_given
+        if r.derivation:
+            e["derivation"] = r.derivation
+        evidence.append(e)
+    thresholds = []
+    for t in sorted(f["threshold"]):
+        info = ths[t]
+        limit = next((info["limits"][u] for u in info["limits"] if u in units), None) or " or ".join(info["limits"].values())
+        thresholds.append({"id": info["id"], "limit": limit, "source": info["source"], "verification": info["verification"]})
+    out: dict[str, Any] = {"code": code, "kind": classes[code]["kind"], "rules": sorted(f["rules"]),
+                           "evidence": evidence, "thresholds": thresholds, "based_on": sorted(f["finding"])}
+    if f["context"]:
+        out["context"] = sorted(labels.get(c, c) for c in f["context"])
+    if f["action"]:
+        out["actions"] = sorted(labels.get(a, a) for a in f["action"])
+    return out
+
+
+def patient_json(rec: PatientRecord, ordinal: int, ref: str, found: dict[str, dict]) -> dict:
+    findings = [finding_json(rec, code, found[code]) for code in sorted(found)]
+    return {"patient": rec.id, "record": ordinal, "source": ref, "profile": rec.profile,
+            "findings": findings, "notes": rec.notes}
+
+
+def csv_rows(doc: dict) -> list[list[str]]:
+    rows = []
+    for f in doc["findings"]:
+        ev = "; ".join(f"{e['analyte']} {e['value_as_given']} {e.get('unit_as_given') or ''}".strip() for e in f["evidence"])
+        th = "; ".join(f"{t['limit']} ({t['source']})" for t in f["thresholds"])
+        rows.append([doc["patient"], str(doc["record"]), f["code"], f["kind"], " ".join(f["rules"]), ev, th,
+                     " ".join(f["based_on"])])
+    return rows
+
+
+CSV_HEADER = ["patient", "record", "code", "kind", "rules", "evidence", "thresholds", "based_on"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The chunk
+# ---------------------------------------------------------------------------------------------
+def _write_atomic(path: Path, data: str) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def part_paths(parts: Path, index: int) -> dict[str, Path]:
+    stem = f"chunk-{index:07d}"
+    return {"ndjson": parts / f"{stem}.findings.ndjson", "csv": parts / f"{stem}.findings.csv",
+            "rejects": parts / f"{stem}.rejects.ndjson", "graph": parts / f"{stem}.inferred.nq",
+            "done": parts / f"{stem}.done.json"}
+
+
+def _nquads(ntriples: str, graph: str) -> str:
+    return "".join(line[:-1] + f"<{graph}> .\n" for line in ntriples.splitlines() if line)
+
+
+def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Options) -> ChunkReport:
+    """Assess one chunk and write its part files; never raises for a bad record."""
+    import csv
+    import io
+
+    report = ChunkReport(index=index, read=len(raws))
+    records: list[tuple[RawRecord, PatientRecord]] = []
+    rejects: list[str] = []
+    for raw in raws:
+        try:
+            rec = parse_raw(raw, options.profile)
+        except InputError as exc:
+            rejects.append(json.dumps({"record": raw.ordinal, "source": raw.ref, "error": str(exc),
+                                       "issues": [i.to_json() for i in exc.issues]}, ensure_ascii=False))
+            continue
+        except (B12kgError, ValueError, TypeError, KeyError, RecursionError, UnicodeDecodeError) as exc:
+            rejects.append(json.dumps({"record": raw.ordinal, "source": raw.ref,
+                                       "error": f"{type(exc).__name__}: {str(exc)[:300]}", "issues": []}, ensure_ascii=False))
+            continue
+        records.append((raw, rec))
+    found: dict[int, dict[str, dict]] = {}
+    graph_parts: list[str] = []
+    for batch in _batches_of_distinct_ids(records):
+        by_iri, graph = evaluate([rec for _, rec in batch], options)
+        for raw, rec in batch:
+            found[raw.ordinal] = by_iri[patient_iri(rec.id, options.base)]
+        if options.write_graph:
+            graph_parts.append(_nquads("".join(record_to_ntriples(rec, options.base) for _, rec in batch), DATA)
+                               + _nquads(graph, INFERRED))
+    ndjson = []
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for raw, rec in records:
+        doc = patient_json(rec, raw.ordinal, raw.ref, found[raw.ordinal])
+        ndjson.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+        w.writerows(csv_rows(doc))
+        report.findings.update(f["code"] for f in doc["findings"])
+    report.assessed = len(records)
+    report.refused = len(rejects)
+    paths = part_paths(Path(parts), index)
+    _write_atomic(paths["ndjson"], "".join(x + "\n" for x in ndjson))
+    _write_atomic(paths["csv"], buf.getvalue())
+    _write_atomic(paths["rejects"], "".join(x + "\n" for x in rejects))
+    if options.write_graph:
+        _write_atomic(paths["graph"], "".join(graph_parts))
+    _write_atomic(paths["done"], json.dumps({"index": index, "read": report.read, "assessed": report.assessed,
+                                             "refused": report.refused, "findings": dict(report.findings)}))
+    return report

@@ -1,0 +1,206 @@
+"""Assess a cohort: stream the input in chunks to a pool of worker processes, write findings per
+patient (NDJSON and CSV), refused records (NDJSON, each with its reason) and optionally the
+inferred graph (N-Quads, input and inferred triples in their own named graphs).
+
+Every output file is written whole or not at all: workers write one part file per chunk
+atomically (write, fsync, rename), and the final files are assembled from the parts and renamed
+into place at the end. A run that is interrupted leaves its finished parts; rerun with the same
+input and options, it resumes from them (``resume=True``) or starts again (``resume=False``).
+Counts reconcile: read = assessed + refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Iterator
+
+from .. import __version__
+from ..errors import B12kgError
+from .engine import CSV_HEADER, ChunkReport, Options, check_csv_header, part_paths, process_chunk
+from .readers import RawRecord, count_records, input_kind, open_input
+
+OUTPUTS = {"ndjson": "findings.ndjson", "csv": "findings.csv", "rejects": "rejects.ndjson", "graph": "inferred.nq"}
+
+
+@dataclass
+class Summary:
+    input: str
+    out_dir: str
+    read: int = 0
+    assessed: int = 0
+    refused: int = 0
+    chunks: int = 0
+    resumed_chunks: int = 0
+    seconds: float = 0.0
+    findings: dict = field(default_factory=dict)
+
+    def reconciles(self) -> bool:
+        return self.read == self.assessed + self.refused
+
+    def text(self) -> str:
+        lines = [f"read {self.read}, assessed {self.assessed}, refused {self.refused} "
+                 f"({'counts reconcile' if self.reconciles() else 'COUNTS DO NOT RECONCILE'}); {self.seconds:.1f} s"
+                 + (f"; {self.resumed_chunks} of {self.chunks} chunks resumed" if self.resumed_chunks else "")]
+        for code, n in sorted(self.findings.items(), key=lambda x: (-x[1], x[0])):
+            lines.append(f"  {code:36s} {n}")
+        return "\n".join(lines)
+
+
+def _chunks(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    while True:
+        chunk = list(islice(records, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _fingerprint(path: Path, options: Options, chunk_size: int) -> str:
+    h = hashlib.sha256()
+    st = path.stat()
+    h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{chunk_size}|{__version__}".encode())
+    h.update(json.dumps({k: v for k, v in asdict(options).items() if k != "endpoint"}, sort_keys=True, default=str).encode())
+    if options.endpoint is not None:
+        h.update(str(options.endpoint).encode())
+    if path.is_dir():
+        for root, _, names in sorted(os.walk(path)):
+            for n in sorted(names):
+                p = os.path.join(root, n)
+                h.update(f"{p}|{os.path.getsize(p)}|{os.stat(p).st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def _worker_init() -> None:
+    # Warm the caches once per process (ontology, rules, vocabulary) outside the timed chunks.
+    from ..kb import vocabulary
+    from ..rules import load_rules
+
+    vocabulary()
+    load_rules()
+
+
+def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str | None = None,
+                  workers: int | None = None, chunk_size: int = 2000,
+                  write_graph: bool = False, resume: bool = True, progress: bool = True,
+                  endpoint=None) -> Summary:
+    path = Path(input_path)
+    out = Path(out_dir)
+    kind = input_kind(path)
+    if kind == "csv":
+        with open(path, newline="", encoding="utf-8") as fh:
+            import csv
+
+            header = next(csv.reader(fh), [])
+        problems = check_csv_header([h.strip() for h in header])
+        if problems:
+            raise B12kgError(f"{path}: " + "; ".join(problems))
+    options = Options(profile=profile, write_graph=write_graph, endpoint=endpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = out / ".parts"
+    manifest = out / ".parts" / "manifest.json"
+    fp = _fingerprint(path, options, chunk_size)
+    if parts.exists():
+        old = None
+        try:
+            old = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            pass
+        if not resume or old is None or old.get("fingerprint") != fp:
+            shutil.rmtree(parts)
+    parts.mkdir(exist_ok=True)
+    manifest.write_text(json.dumps({"fingerprint": fp, "input": str(path), "chunk_size": chunk_size}))
+    summary = Summary(input=str(path), out_dir=str(out))
+    total = count_records(path) if progress else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="patient", smoothing=0.1, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    reports: dict[int, ChunkReport] = {}
+    counts: Counter = Counter()
+
+    def done(r: ChunkReport) -> None:
+        reports[r.index] = r
+        counts.update(r.findings)
+        if bar is not None:
+            bar.update(r.read)
+
+    n_workers = workers or os.cpu_count() or 1
+    chunks = _chunks(open_input(path), chunk_size)
+    if n_workers <= 1 and endpoint is None:
+        _worker_init()
+        for i, chunk in enumerate(chunks):
+            r = _resumed(parts, i)
+            if r is None:
+                r = process_chunk(i, chunk, str(parts), options)
+            else:
+                summary.resumed_chunks += 1
+            done(r)
+    else:
+        with ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_init) as pool:
+            pending = set()
+            window = 2 * n_workers
+            for i, chunk in enumerate(chunks):
+                r = _resumed(parts, i)
+                if r is not None:
+                    summary.resumed_chunks += 1
+                    done(r)
+                    continue
+                pending.add(pool.submit(process_chunk, i, chunk, str(parts), options))
+                if len(pending) >= window:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        done(f.result())
+            for f in pending:
+                done(f.result())
+    if bar is not None:
+        bar.close()
+    summary.chunks = len(reports)
+    for r in reports.values():
+        summary.read += r.read
+        summary.assessed += r.assessed
+        summary.refused += r.refused
+    summary.findings = dict(counts)
+    _assemble(parts, out, len(reports), write_graph)
+    summary.seconds = time.perf_counter() - t0
+    (out / "summary.json.tmp").write_text(json.dumps(asdict(summary), indent=2, sort_keys=True))
+    os.replace(out / "summary.json.tmp", out / "summary.json")
+    shutil.rmtree(parts)
+    return summary
+
+
+def _resumed(parts: Path, index: int) -> ChunkReport | None:
+    p = part_paths(parts, index)["done"]
+    if not p.exists():
+        return None
+    d = json.loads(p.read_text())
+    return ChunkReport(index=index, read=d["read"], assessed=d["assessed"], refused=d["refused"],
+                       findings=Counter(d["findings"]))
+
+
+def _assemble(parts: Path, out: Path, n: int, write_graph: bool) -> None:
+    """Concatenate the parts in input order into each output file, atomically."""
+    for kind, name in OUTPUTS.items():
+        if kind == "graph" and not write_graph:
+            continue
+        final = out / name
+        tmp = out / (name + ".tmp")
+        with open(tmp, "wb") as dst:
+            if kind == "csv":
+                dst.write((",".join(CSV_HEADER) + "\n").encode())
+            for i in range(n):
+                src = part_paths(parts, i)[kind]
+                if src.exists():
+                    with open(src, "rb") as fh:
+                        shutil.copyfileobj(fh, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, final)
