@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterator
 
-__all__ = ["generate", "generate_invalid", "edge_values", "EdgeValue", "Population"]
+__all__ = ["generate", "generate_invalid", "edge_values", "age_band_edges", "EdgeValue", "Population"]
 
 _B12 = "https://w3id.org/b12kg/"
 
@@ -82,7 +82,7 @@ def _populations() -> dict[str, Population]:
     out = {}
     for pop, band, afrom, under in g.query(q):
         def objs(p):
-            return tuple(sorted(_local(o) for o in g.objects(pop, rdflib_uri(_B12 + p))))
+            return tuple(sorted(_local(o) for o in g.objects(pop, _uri(_B12 + p))))
         out[str(pop)] = Population(
             iri=str(pop), sexes=objs("admitsSex"), pregnancy=objs("admitsPregnancyStatus"),
             trimesters=objs("admitsTrimester"), band=_local(band),
@@ -91,7 +91,7 @@ def _populations() -> dict[str, Population]:
     return out
 
 
-def rdflib_uri(s: str):
+def _uri(s: str):
     import rdflib
 
     return rdflib.URIRef(s)
@@ -153,8 +153,7 @@ def _num(d: Decimal) -> int | float:
 
 
 def _plain(d: Decimal) -> str:
-    s = format(d.normalize(), "f")
-    return s
+    return format(d.normalize(), "f")
 
 
 def _compared_unit(info, unit: str) -> str:
@@ -187,6 +186,8 @@ def edge_values() -> tuple[EdgeValue, ...]:
     tiers: dict[int, list[EdgeValue]] = {0: [], 1: [], 2: [], 3: []}
     for thr, key, crit, unit, v, lo, hi, pop, profiles in _cutoffs():
         info = vocab.tests_by_key[key]
+        name = thr.rsplit("/", 1)[-1]
+        population = pops[pop]
         points = [v] if v is not None else [lo, hi]
         for c in points:
             if c is None:
@@ -195,11 +196,11 @@ def edge_values() -> tuple[EdgeValue, ...]:
             cands = [(0, "at", c), (1, "below", c - step), (1, "above", c + step)]
             for tier, rel, value in cands:
                 if _in_plausible(info, unit, value):
-                    tiers[tier].append(EdgeValue(thr.rsplit("/", 1)[-1], key, unit, _num(value), rel, c, unit, pops[pop], profiles))
+                    tiers[tier].append(EdgeValue(name, key, unit, _num(value), rel, c, unit, population, profiles))
             for cmp_ in ("<", "<=", ">", ">="):
                 if _in_plausible(info, unit, c):
-                    tiers[2].append(EdgeValue(thr.rsplit("/", 1)[-1], key, unit, f"{cmp_}{_plain(c)}", f"censored-{cmp_}", c, unit,
-                                              pops[pop], profiles))
+                    tiers[2].append(EdgeValue(name, key, unit, f"{cmp_}{_plain(c)}", f"censored-{cmp_}", c, unit,
+                                              population, profiles))
             # the same cut-off in another accepted unit, when the conversion is exact
             fs = info.units[unit].factor_to_canonical
             for other, uinfo in sorted(info.units.items()):
@@ -210,8 +211,7 @@ def edge_values() -> tuple[EdgeValue, ...]:
                     if q * uinfo.factor_to_canonical != value * fs or q != q.quantize(Decimal("0.0001")):
                         continue
                     if _in_plausible(info, other, q):
-                        tiers[3 if tier else 0].append(EdgeValue(thr.rsplit("/", 1)[-1], key, other, _num(q), rel, c, unit,
-                                                                 pops[pop], profiles))
+                        tiers[3 if tier else 0].append(EdgeValue(name, key, other, _num(q), rel, c, unit, population, profiles))
     return tuple(tiers[0] + tiers[1] + tiers[3] + tiers[2])
 
 
