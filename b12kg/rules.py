@@ -349,14 +349,18 @@ def set_at_a_time_bodies(rule: "Rule") -> list[str]:
     return out
 
 
-def set_at_a_time_updates(rule: "Rule", *, graphs: bool = True) -> list[str]:
+def set_at_a_time_updates(rule: "Rule", *, graphs: bool = True, kb_graph: str = KB_GRAPH,
+                          data_graph: str = DATA_GRAPH, inferred_graph: str = INFERRED_GRAPH) -> list[str]:
+    """The rule as SPARQL 1.1 Updates. With ``graphs``, the WHERE reads the union of the three
+    graphs (USING) and the inferred triples go to their own graph: the form any SPARQL 1.1 store
+    runs (graph IRIs may be chosen per batch, so that several batches share one store)."""
     template, _ = rule.template_and_body()
     out = []
     for body in set_at_a_time_bodies(rule):
         body = "$this a b12:Patient .\n" + body
         if graphs:
-            out.append(f"{rule.prefix_block()}INSERT {{ GRAPH <{INFERRED_GRAPH}> {{\n{template}\n}} }}\n"
-                       f"USING <{KB_GRAPH}>\nUSING <{DATA_GRAPH}>\nUSING <{INFERRED_GRAPH}>\nWHERE {{\n{body}\n}}")
+            out.append(f"{rule.prefix_block()}INSERT {{ GRAPH <{inferred_graph}> {{\n{template}\n}} }}\n"
+                       f"USING <{kb_graph}>\nUSING <{data_graph}>\nUSING <{inferred_graph}>\nWHERE {{\n{body}\n}}")
         else:
             out.append(f"{rule.prefix_block()}INSERT {{\n{template}\n}}\nWHERE {{\n{body}\n}}")
     return out
