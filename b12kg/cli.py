@@ -147,6 +147,24 @@ def cmd_query(args) -> int:
     return status
 
 
+def cmd_assess_cohort(args) -> int:
+    from .cohort import assess_cohort
+
+    endpoint = None
+    if args.endpoint:
+        from .cohort.remote import Endpoint
+
+        endpoint = Endpoint.from_options(query=args.endpoint, update=args.update_endpoint, store=args.store_endpoint,
+                                         user=args.user, password_env=args.password_env)
+    summary = assess_cohort(args.input, args.out, profile=args.profile, workers=args.workers, chunk_size=args.chunk_size,
+                            write_graph=args.graph, resume=not args.restart, progress=not args.quiet,
+                            endpoint=endpoint, engine=args.engine)
+    print(summary.text())
+    print(f"outputs in {args.out}: findings.ndjson, findings.csv, rejects.ndjson"
+          + (", inferred.nq" if args.graph else "") + ", summary.json")
+    return 0 if summary.reconciles() else 1
+
+
 def cmd_demo(args) -> int:
     from .api import assess
     from .paths import EXAMPLES_DIR
@@ -223,6 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("folder")
     sp.add_argument("--engine", choices=("oxigraph", "pyshacl", "swrl"), default="oxigraph")
     sp.set_defaults(func=cmd_cases)
+
+    sp = sub.add_parser("assess-cohort", help="assess a cohort (CSV, NDJSON of FHIR Bundles, or a folder) on all cores")
+    sp.add_argument("input", help="a .csv (one row per patient), a .ndjson of FHIR Bundles, or a folder of records")
+    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--profile", choices=("default", "who-2020", "who-2011"), default=None)
+    sp.add_argument("--engine", choices=("compiled", "oxigraph"), default="compiled",
+                    help="compiled: the rules compiled to vectorized array operations (fastest); "
+                         "oxigraph: the rules as SPARQL updates on pyoxigraph (see README)")
+    sp.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    sp.add_argument("--chunk-size", type=int, default=None, help="records per chunk")
+    sp.add_argument("--graph", action="store_true", help="also write the input and inferred graphs as N-Quads")
+    sp.add_argument("--restart", action="store_true", help="ignore finished parts of an interrupted run")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--endpoint", help="SPARQL 1.1 query endpoint of a remote store: run the rules inside it")
+    sp.add_argument("--update-endpoint", help="SPARQL 1.1 update endpoint (default: the query endpoint)")
+    sp.add_argument("--store-endpoint", help="Graph Store Protocol endpoint for loading data (default: INSERT DATA)")
+    sp.add_argument("--user", help="user name for HTTP basic authentication")
+    sp.add_argument("--password-env", help="name of the environment variable holding the password")
+    sp.set_defaults(func=cmd_assess_cohort)
 
     sp = sub.add_parser("demo", help="assess the bundled example patients")
     sp.set_defaults(func=cmd_demo)

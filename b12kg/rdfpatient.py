@@ -58,29 +58,34 @@ def result_iri(p: str, r: Result, n: int | None = None) -> str:
     return f"{p}/result/{quote(r.key, safe='')}" + ("" if n is None else f"/superseded/{n}")
 
 
+def patient_links(rec: PatientRecord) -> list[tuple[str, str]]:
+    """The patient's links to individuals of the ontology, as (property IRI, object IRI): profile,
+    sex, pregnancy status, trimester, symptoms and context. The closed-world defaults are explicit."""
+    vocab = vocabulary()
+    links = [(B12NS + "profile", vocab.profiles[rec.profile]),
+             (B12NS + "sex", B12NS + {"female": "Female", "male": "Male", None: "SexNotRecorded"}[rec.sex]),
+             (B12NS + "pregnancyStatus", B12NS + ("Pregnant" if rec.pregnant else "NotPregnant")),
+             (B12NS + "trimester", B12NS + _TRIMESTER[rec.trimester])]
+    links += [(B12NS + "hasSymptom", vocab.symptoms[w]) for w in rec.symptoms]
+    links += [(B12NS + "hasContext", vocab.contexts[w]) for w in rec.contexts]
+    return links
+
+
 def record_to_ntriples(rec: PatientRecord, base: str = DEFAULT_BASE) -> str:
     """The patient graph as N-Triples text."""
-    vocab = vocabulary()
     p = patient_iri(rec.id, base)
     P = _iri(p)
     t: list[str] = [
         f"{P} {RDF_TYPE} {_b('Patient')} .",
         f"{P} {_b('patientId')} {lit(rec.id)} .",
-        f"{P} {_b('profile')} {_iri(vocab.profiles[rec.profile])} .",
-        f"{P} {_b('sex')} {_b({'female': 'Female', 'male': 'Male', None: 'SexNotRecorded'}[rec.sex])} .",
-        f"{P} {_b('pregnancyStatus')} {_b('Pregnant' if rec.pregnant else 'NotPregnant')} .",
-        f"{P} {_b('trimester')} {_b(_TRIMESTER[rec.trimester])} .",
     ]
+    t += [f"{P} <{pred}> <{obj}> ." for pred, obj in patient_links(rec)]
     if rec.pregnant is None:
         t.append(f'{P} {_b("pregnancyStatusAssumed")} "true"^^<{XSD}boolean> .')
     if rec.age_years is not None:
         t.append(f"{P} {_b('ageYears')} {dec(rec.age_years)} .")
     if rec.gestational_weeks is not None:
         t.append(f"{P} {_b('gestationalWeeks')} {dec(rec.gestational_weeks)} .")
-    for w in rec.symptoms:
-        t.append(f"{P} {_b('hasSymptom')} {_iri(vocab.symptoms[w])} .")
-    for w in rec.contexts:
-        t.append(f"{P} {_b('hasContext')} {_iri(vocab.contexts[w])} .")
     for w in rec.unrecognised_contexts:
         t.append(f"{P} {_b('unrecognisedContext')} {lit(w)} .")
     iris: dict[str, str] = {}

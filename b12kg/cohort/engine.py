@@ -35,6 +35,7 @@ DATA = "urn:b12kg:graph:data"
 @dataclass(frozen=True)
 class Options:
     profile: str | None = None
+    engine: str = "compiled"        # "compiled" (vectorized) or "oxigraph" (SPARQL updates)
     write_graph: bool = False
     base: str = DEFAULT_BASE
     endpoint: Any = None            # a b12kg.cohort.remote.Endpoint, or None for the embedded store
@@ -205,6 +206,10 @@ def evaluate(recs: list[PatientRecord], options: Options) -> tuple[dict[str, dic
     nt = "".join(record_to_ntriples(r, options.base) for r in recs)
     if options.endpoint is not None:
         rows, graph = options.endpoint.reason(nt, want_graph=options.write_graph)
+    elif options.engine == "compiled":
+        from ..engines.compiled import reason_records
+
+        rows, graph = reason_records(recs, options.base, want_graph=options.write_graph)
     else:
         from ..api import query_text
         from ..engines.oxigraph_engine import reason_default_graph

@@ -87,9 +87,17 @@ def _worker_init() -> None:
 
 
 def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str | None = None,
-                  workers: int | None = None, chunk_size: int = 2000,
+                  workers: int | None = None, chunk_size: int | None = None, engine: str = "compiled",
                   write_graph: bool = False, resume: bool = True, progress: bool = True,
                   endpoint=None) -> Summary:
+    """Assess every record of a CSV, an NDJSON of FHIR Bundles or a folder of records; see the
+    module docstring for the outputs. ``engine`` runs the rules compiled to array operations
+    ("compiled", the default) or as SPARQL updates on pyoxigraph ("oxigraph"); ``endpoint`` runs
+    them as SPARQL updates inside a remote SPARQL 1.1 store instead."""
+    if engine not in ("compiled", "oxigraph"):
+        raise B12kgError(f"engine {engine!r} is not compiled or oxigraph")
+    if chunk_size is None:
+        chunk_size = 20000 if engine == "compiled" and endpoint is None else 2000
     path = Path(input_path)
     out = Path(out_dir)
     kind = input_kind(path)
@@ -101,7 +109,8 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
         problems = check_csv_header([h.strip() for h in header])
         if problems:
             raise B12kgError(f"{path}: " + "; ".join(problems))
-    options = Options(profile=profile, write_graph=write_graph, endpoint=endpoint)
+    options = Options(profile=profile, engine=engine if endpoint is None else "remote", write_graph=write_graph,
+                      endpoint=endpoint)
     out.mkdir(parents=True, exist_ok=True)
     parts = out / ".parts"
     manifest = out / ".parts" / "manifest.json"
