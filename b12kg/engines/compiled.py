@@ -1,0 +1,583 @@
+"""The compiled engine: the SHACL-AF SPARQL rules, compiled mechanically into array operations
+over a batch of patients. For cohorts; same answers as the SPARQL engines (differential tests).
+
+How the compilation works, and why it is exact for this rule base:
+- Each rule is read from its parsed SPARQL algebra (rdflib) and put in disjunctive normal form
+  (one conjunction per UNION branch). Every variable is classified: ``$this`` (the patient); a
+  result variable (``$this b12:hasResult ?r``); a finding variable (``$this b12:hasFinding ?g``);
+  a knowledge variable (it occurs in a pattern about a knowledge-base node, or in VALUES); or a
+  value variable (a literal of the patient or of a result: age, comparator, value, unit, limit).
+- The knowledge part of a conjunction (its patterns about knowledge-base nodes, and VALUES) is
+  evaluated once, by SPARQL on the rule-support graph: partial evaluation. Each of its solutions
+  leaves a patient part in which every other variable is a function of the patient: a patient
+  has at most one current result per test (the loader and the shapes guarantee it) and at most
+  one finding node per class (deterministic IRIs). So the patient part is a boolean mask over the
+  batch, built from columns (facts, result values) and from the masks earlier rules derived.
+- FILTERs are evaluated on the columns with numbers as float64. That is exact here: every value
+  compared has at most 15 significant digits (``exact_for``; a record that has more is sent to the
+  SPARQL engine instead), and distinct decimals of at most 15 significant digits are distinct
+  doubles. FILTER NOT EXISTS is the negation of the block's own existential mask.
+- The head is instantiated for every patient of the mask: derived facts update the masks that
+  later rules read (rules run in sh:order; a rule never reads what its own stratum writes), and
+  the provenance (rule, results, cut-offs, earlier findings, context, actions) is recorded per
+  finding, or written out as the same N-Triples the SPARQL engines infer.
+Anything outside this fragment raises RuleError at compile time, so a new rule that the compiler
+cannot read exactly is refused, never approximated.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable
+
+import numpy as np
+import rdflib
+from rdflib import Literal, URIRef, Variable
+from rdflib.namespace import RDF
+
+from ..errors import RuleError
+from ..kb import B12NS, vocabulary
+from ..rdfpatient import patient_iri, patient_links
+from ..record import PatientRecord
+from ..rules import Rule, load_rules, rule_support_graph
+
+THIS = Variable("this")
+B = rdflib.Namespace(B12NS)
+RESULT_LITERALS = {B.comparator: "cmp", B.comparedValue: "value", B.comparedUnit: "unit",
+                   B.referenceHighCompared: "refhigh"}
+MAX_DIGITS = 15
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalising the algebra
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Conj:
+    triples: list = field(default_factory=list)
+    filters: list = field(default_factory=list)
+    binds: dict = field(default_factory=dict)
+    values: list = field(default_factory=list)       # lists of {Variable: term} rows
+    notexists: list = field(default_factory=list)    # lists of Conj (alternatives)
+
+    def merge(self, other: "Conj") -> "Conj":
+        return Conj(self.triples + other.triples, self.filters + other.filters, {**self.binds, **other.binds},
+                    self.values + other.values, self.notexists + other.notexists)
+
+
+def _split_and(expr) -> list:
+    if getattr(expr, "name", None) == "ConditionalAndExpression":
+        return [expr["expr"]] + list(expr["other"] or [])
+    return [expr]
+
+
+def normalise(node) -> list[Conj]:
+    name = getattr(node, "name", None)
+    if name in ("Project", "ConstructQuery", "SelectQuery"):
+        return normalise(node["p"])
+    if name == "BGP":
+        return [Conj(triples=list(node["triples"]))]
+    if name == "Join":
+        return [a.merge(b) for a in normalise(node["p1"]) for b in normalise(node["p2"])]
+    if name == "Union":
+        return normalise(node["p1"]) + normalise(node["p2"])
+    if name == "Extend":
+        out = []
+        for c in normalise(node["p"]):
+            c.binds[node["var"]] = node["expr"]
+            out.append(c)
+        return out
+    if name == "Filter":
+        out = []
+        for c in normalise(node["p"]):
+            for part in _split_and(node["expr"]):
+                if getattr(part, "name", None) == "Builtin_NOTEXISTS":
+                    graph = part["graph"]
+                    if getattr(graph, "name", None) in ("GroupGraphPatternSub", "GroupOrUnionGraphPattern"):
+                        from rdflib.plugins.sparql.algebra import translateGroupGraphPattern
+
+                        graph = translateGroupGraphPattern(graph)
+                    c.notexists.append(normalise(graph))
+                else:
+                    c.filters.append(part)
+            out.append(c)
+        return out
+    if name == "ToMultiSet":
+        return normalise(node["p"])
+    if name == "values":
+        return [Conj(values=[list(node["res"])])]
+    raise RuleError(f"the compiled engine does not read the SPARQL form {name!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Columns of a batch
+# ---------------------------------------------------------------------------------------------
+class Batch:
+    """Columns of a batch of records, and the masks the rules derive."""
+
+    def __init__(self, records: list[PatientRecord]):
+        self.records = records
+        self.n = n = len(records)
+        self.facts: dict[tuple[str, str], np.ndarray] = {}
+        self.age = np.full(n, np.nan)
+        self.age_present = np.zeros(n, bool)
+        self.results: dict[str, dict[str, np.ndarray]] = {}
+        self.codes: dict[str, int] = {}
+        self.rfacts: dict[tuple[str, str, str], np.ndarray] = {}   # (test key, property, object) -> mask
+        self.findings: dict[str, np.ndarray] = {}                 # class IRI -> mask
+        vocab = vocabulary()
+        self.key_of_test = {info.iri: key for key, info in vocab.tests_by_key.items()}
+        for i, rec in enumerate(records):
+            for pred, obj in patient_links(rec):
+                self._fact(pred, obj)[i] = True
+            if rec.age_years is not None:
+                self.age[i] = float(rec.age_years)
+                self.age_present[i] = True
+            for key, r in rec.results.items():
+                col = self._result(key)
+                col["present"][i] = True
+                if r.qualitative is not None:
+                    col["qual"][i] = self.code(r.qualitative)
+                    continue
+                col["cmp"][i] = self.code(r.comparator)
+                col["value"][i] = float(r.compared_value)
+                col["value_present"][i] = True
+                col["unit"][i] = self.code(r.compared_unit)
+                if r.ref_high_compared is not None:
+                    col["refhigh"][i] = float(r.ref_high_compared)
+                    col["refhigh_present"][i] = True
+
+    def code(self, term: Any) -> int:
+        return self.codes.setdefault(str(term), len(self.codes) + 1)
+
+    def _fact(self, pred: str, obj: str) -> np.ndarray:
+        k = (str(pred), str(obj))
+        if k not in self.facts:
+            self.facts[k] = np.zeros(self.n, bool)
+        return self.facts[k]
+
+    def fact(self, pred, obj) -> np.ndarray:
+        return self.facts.get((str(pred), str(obj)), np.zeros(self.n, bool))
+
+    def _result(self, key: str) -> dict[str, np.ndarray]:
+        if key not in self.results:
+            n = self.n
+            self.results[key] = {"present": np.zeros(n, bool), "cmp": np.zeros(n, np.int32), "value": np.full(n, np.nan),
+                                 "value_present": np.zeros(n, bool), "unit": np.zeros(n, np.int32),
+                                 "refhigh": np.full(n, np.nan), "refhigh_present": np.zeros(n, bool),
+                                 "qual": np.zeros(n, np.int32)}
+        return self.results[key]
+
+    def result(self, key: str) -> dict[str, np.ndarray]:
+        return self._result(key)
+
+
+def exact_for(rec: PatientRecord) -> bool:
+    """True when every number of the record has at most 15 significant digits."""
+    nums = [rec.age_years] + [x for r in rec.results.values() for x in (r.compared_value, r.ref_high_compared)]
+    for d in nums:
+        if d is not None and len(d.as_tuple().digits) > MAX_DIGITS:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiling one conjunction
+# ---------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Compiled:
+    rule: Rule
+    conj: Conj
+    kb_triples: list              # the knowledge part
+    kb_rows: list | None          # its solutions (for a NOT EXISTS block: per outer row, cached)
+    result_vars: dict             # Variable -> test IRI or Variable (knowledge variable)
+    finding_vars: dict            # Variable -> class IRI or Variable
+    kb_vars: set
+    template: list
+    suffix: dict                  # BIND variable -> IRI suffix after STR($this)
+    negated: list                 # list of list[Compiled] (NOT EXISTS alternatives)
+    _rows_for: dict = field(default_factory=dict)
+
+    def rows_for(self, outer: dict) -> list[dict]:
+        """Solutions of a NOT EXISTS block's knowledge part, given the outer row."""
+        k = frozenset((str(a), str(b)) for a, b in outer.items())
+        if k not in self._rows_for:
+            self._rows_for[k] = _kb_solutions(self.kb_triples, self.conj.values, self.kb_vars, outer)
+        return self._rows_for[k]
+
+
+def _bind_suffix(expr) -> str:
+    """The literal suffix of BIND(IRI(CONCAT(STR($this), "suffix")) AS ?x); nothing else."""
+    if getattr(expr, "name", None) == "Builtin_IRI":
+        c = expr["arg"]
+        if getattr(c, "name", None) == "Builtin_CONCAT":
+            args = c["arg"]
+            if (len(args) == 2 and getattr(args[0], "name", None) == "Builtin_STR" and args[0]["arg"] == THIS
+                    and isinstance(args[1], Literal)):
+                return str(args[1])
+    raise RuleError("the compiled engine reads BIND only as IRI(CONCAT(STR($this), \"...\"))")
+
+
+def _classify(conj: Conj, outer_results: dict, outer_findings: dict, outer_kb: set):
+    results = dict(outer_results)
+    findings = dict(outer_findings)
+    for s, p, o in conj.triples:
+        if s == THIS and p == B.hasResult and isinstance(o, Variable):
+            results.setdefault(o, None)
+        if s == THIS and p == B.hasFinding and isinstance(o, Variable):
+            findings.setdefault(o, None)
+    for s, p, o in conj.triples:
+        if s in results and p == B.test:
+            results[s] = o
+        if s in findings and p == RDF.type:
+            findings[s] = o
+    kb_triples = [t for t in conj.triples if t[0] != THIS and t[0] not in results and t[0] not in findings]
+    kb_vars = set(outer_kb)
+    for t in kb_triples:
+        kb_vars.update(x for x in t if isinstance(x, Variable))
+    for rows in conj.values:
+        for row in rows:
+            kb_vars.update(row.keys())
+    for v, test in results.items():
+        if test is None:
+            raise RuleError("a result variable without b12:test")
+    for v, cls in findings.items():
+        if cls is None:
+            raise RuleError("a finding variable without its class")
+    return results, findings, kb_vars, kb_triples
+
+
+def _kb_solutions(kb_triples: list, values: list, kb_vars: set, fixed: dict) -> list[dict]:
+    """Solutions of the knowledge part, by SPARQL on the rule-support graph."""
+    if not kb_triples and not values:
+        return [dict(fixed)]
+    local = sorted({x for t in kb_triples for x in t if isinstance(x, Variable)} |
+                   {v for rows in values for row in rows for v in row}, key=str)
+    if not local:
+        return [dict(fixed)]
+
+    def n3(x):
+        if isinstance(x, Variable) and x in fixed:
+            return fixed[x].n3()
+        return x.n3()
+    body = " .\n".join(f"{n3(s)} {n3(p)} {n3(o)}" for s, p, o in kb_triples)
+    for rows in values:
+        vs = sorted({v for row in rows for v in row}, key=str)
+        body += "\nVALUES (" + " ".join(v.n3() for v in vs) + ") { " + " ".join(
+            "(" + " ".join(row[v].n3() if v in row else "UNDEF" for v in vs) + ")" for row in rows) + " }"
+    free = [v for v in local if v not in fixed]
+    q = "SELECT " + (" ".join(v.n3() for v in free) or "*") + " WHERE {\n" + body + "\n}"
+    out = []
+    for sol in rule_support_graph().query(q):
+        row = dict(fixed)
+        bound = sol.asdict()
+        for v in free:
+            val = bound.get(str(v))
+            if val is not None:
+                row[v] = val
+        out.append(row)
+    return out
+
+
+def compile_conj(rule: Rule, conj: Conj, template: list, outer=None) -> "Compiled":
+    """Compile a conjunction; ``outer`` (result, finding and knowledge variables of the enclosing
+    conjunction) marks a NOT EXISTS block, whose knowledge part is solved per outer row."""
+    outer_results, outer_findings, outer_kb = outer or ({}, {}, set())
+    results, findings, kb_vars, kb_triples = _classify(conj, outer_results, outer_findings, outer_kb)
+    suffix = {v: _bind_suffix(e) for v, e in conj.binds.items()}
+    rows = None if outer else _kb_solutions(kb_triples, conj.values, kb_vars, {})
+    negs = [[compile_conj(rule, alt, [], (results, findings, kb_vars)) for alt in alts] for alts in conj.notexists]
+    return Compiled(rule, conj, kb_triples, rows, results, findings, kb_vars, template, suffix, negs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating masks
+# ---------------------------------------------------------------------------------------------
+class _Unsupported(RuleError):
+    pass
+
+
+def _term(x, row: dict):
+    if isinstance(x, Variable) and x in row:
+        return row[x]
+    return x
+
+
+def _test_key(batch: Batch, test) -> str:
+    key = batch.key_of_test.get(str(test))
+    if key is None:
+        raise RuleError(f"unknown test {test}")
+    return key
+
+
+def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict]:
+    """The mask of patients for which the conjunction holds with this knowledge row, and the
+    columns bound to value variables."""
+    n = batch.n
+    mask = np.ones(n, bool)
+    cols: dict = {}
+    for s, p, o in c.conj.triples:
+        if s == THIS:
+            if p in (B.hasResult, B.hasFinding):
+                continue
+            if p == RDF.type and o == B.Patient:
+                continue
+            if p == B.ageYears:
+                if isinstance(o, Variable) and o not in row:
+                    cols[o] = ("num", batch.age)
+                    mask &= batch.age_present
+                    continue
+                raise RuleError("ageYears compared with a constant")
+            obj = _term(o, row)
+            if isinstance(obj, Variable):
+                raise RuleError(f"rule {c.rule.id}: patient property {p} with an unbound object")
+            if p in (B.inPopulation, B.hasCauseCategory):
+                mask &= batch.fact(p, obj)
+            else:
+                mask &= batch.fact(p, obj)
+        elif s in c.result_vars:
+            key = _test_key(batch, _term(c.result_vars[s], row))
+            col = batch.result(key)
+            mask &= col["present"]
+            if p == B.test:
+                continue
+            if p in RESULT_LITERALS:
+                kind = RESULT_LITERALS[p]
+                present = col["refhigh_present"] if kind == "refhigh" else col["value_present"]
+                mask &= present
+                obj = _term(o, row)
+                if isinstance(obj, Variable):
+                    if kind in ("value", "refhigh"):
+                        cols[obj] = ("num", col[kind])
+                    else:
+                        cols[obj] = ("code", col[kind])
+                else:
+                    if kind in ("value", "refhigh"):
+                        mask &= col[kind] == float(obj.toPython())
+                    else:
+                        mask &= col[kind] == batch.code(obj)
+            elif p == B.qualitativeValue:
+                mask &= col["qual"] == batch.code(_term(o, row))
+            elif p in (B.satisfies, B.doesNotSatisfy):
+                obj = _term(o, row)
+                mask &= batch.rfacts.get((key, str(p), str(obj)), np.zeros(n, bool))
+            else:
+                raise RuleError(f"rule {c.rule.id}: result property {p} not compiled")
+        elif s in c.finding_vars:
+            if p != RDF.type:
+                raise RuleError(f"rule {c.rule.id}: finding property {p} not compiled")
+            mask &= batch.findings.get(str(_term(o, row)), np.zeros(n, bool))
+    for expr in c.conj.filters:
+        val, _ = _expr(batch, expr, row, cols)
+        mask &= val
+    for alts in c.negated:
+        exists = np.zeros(n, bool)
+        for inner in alts:
+            for irow in inner.rows_for(row):
+                m, _ = patient_mask(batch, inner, irow)
+                exists |= m
+        mask &= ~exists
+    return mask, cols
+
+
+_OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "=": np.equal, "!=": np.not_equal}
+
+
+def _operand(batch: Batch, x, row: dict, cols: dict):
+    if isinstance(x, Variable):
+        if x in cols:
+            return cols[x]
+        if x in row:
+            x = row[x]
+        else:
+            raise RuleError(f"unbound variable {x} in a FILTER")
+    if isinstance(x, Literal):
+        v = x.toPython()
+        if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
+            return ("num", float(v))
+        return ("code", batch.code(x))
+    if isinstance(x, URIRef):
+        return ("code", batch.code(x))
+    raise RuleError(f"FILTER operand {x!r} not compiled")
+
+
+def _expr(batch: Batch, expr, row: dict, cols: dict):
+    """(value, error) masks of a FILTER expression; a filter keeps value & ~error."""
+    n = batch.n
+    name = getattr(expr, "name", None)
+    if name == "RelationalExpression":
+        a = _operand(batch, expr["expr"], row, cols)
+        b = _operand(batch, expr["other"], row, cols)
+        if a[0] != b[0]:
+            raise RuleError("FILTER compares a number with a term")
+        va, vb = a[1], b[1]
+        res = _OPS[expr["op"]](va, vb)
+        return np.broadcast_to(res, (n,)).copy(), np.zeros(n, bool)
+    if name == "ConditionalAndExpression":
+        parts = [_expr(batch, e, row, cols)[0] for e in [expr["expr"]] + list(expr["other"] or [])]
+        out = parts[0].copy()
+        for p in parts[1:]:
+            out &= p
+        return out, np.zeros(n, bool)
+    if name == "ConditionalOrExpression":
+        parts = [_expr(batch, e, row, cols)[0] for e in [expr["expr"]] + list(expr["other"] or [])]
+        out = parts[0].copy()
+        for p in parts[1:]:
+            out |= p
+        return out, np.zeros(n, bool)
+    raise RuleError(f"FILTER expression {name!r} not compiled")
+
+
+# ---------------------------------------------------------------------------------------------
+# Heads
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Firing:
+    code: str
+    rule: str
+    results: tuple
+    thresholds: tuple
+    findings: tuple
+    contexts: tuple
+    actions: tuple
+
+
+def _bound_template(c: Compiled, row: dict) -> list:
+    """The template triples whose variables this conjunction binds (CONSTRUCT leaves out a
+    triple with an unbound variable, as in the other branch of a UNION)."""
+    def bound(x):
+        return (not isinstance(x, Variable) or x == THIS or x in row or x in c.suffix or x in c.result_vars
+                or x in c.finding_vars)
+    return [t for t in c.template if all(bound(x) for x in t)]
+
+
+def _head_effects(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, firings: list, graph: list | None,
+                  base: str, finding_suffix: dict) -> None:
+    rule_id = c.rule.id
+    code = None
+    used: dict[str, list] = {"result": [], "threshold": [], "finding": [], "context": [], "action": []}
+    for s, p, o in _bound_template(c, row):
+        s_t, o_t = _term(s, row), _term(o, row)
+        if s == THIS and not isinstance(o_t, Variable) and o not in c.suffix and p != B.hasFinding:
+            batch._fact(p, o_t)[mask] = True
+        elif s in c.result_vars and p in (B.satisfies, B.doesNotSatisfy):
+            key = _test_key(batch, _term(c.result_vars[s], row))
+            k = (key, str(p), str(o_t))
+            if k not in batch.rfacts:
+                batch.rfacts[k] = np.zeros(batch.n, bool)
+            batch.rfacts[k] |= mask
+        elif s in c.suffix and p == RDF.type and str(o_t) != B12NS + "RuleApplication":
+            code = str(o_t)
+            if code not in batch.findings:
+                batch.findings[code] = np.zeros(batch.n, bool)
+            batch.findings[code] |= mask
+            finding_suffix[code] = c.suffix[s]
+        if p == B.usedResult:
+            used["result"].append(_test_key(batch, _term(c.result_vars[o], row)))
+        elif p == B.usedThreshold:
+            used["threshold"].append(str(o_t))
+        elif p == B.usedFinding:
+            used["finding"].append(str(_term(c.finding_vars[o], row)))
+        elif p == B.usedContext:
+            used["context"].append(str(o_t))
+        elif p == B.recommendsAction:
+            used["action"].append(str(o_t))
+    if code is not None:
+        f = Firing(code[len(B12NS):], rule_id, tuple(used["result"]), tuple(used["threshold"]),
+                   tuple(x[len(B12NS):] for x in used["finding"]), tuple(used["context"]), tuple(used["action"]))
+        for i in np.flatnonzero(mask):
+            firings[i].append(f)
+    if graph is not None:
+        _head_triples(batch, c, row, mask, graph, base, finding_suffix)
+
+
+def _head_triples(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, graph: list, base: str,
+                  finding_suffix: dict) -> None:
+    from urllib.parse import quote
+
+    for i in np.flatnonzero(mask):
+        rec = batch.records[i]
+        p_iri = patient_iri(rec.id, base)
+
+        def term(x):
+            if x == THIS:
+                return f"<{p_iri}>"
+            if x in c.suffix:
+                return f"<{p_iri}{c.suffix[x]}>"
+            if x in c.result_vars:
+                key = _test_key(batch, _term(c.result_vars[x], row))
+                return f"<{p_iri}/result/{quote(key, safe='')}>"
+            if x in c.finding_vars:
+                cls = str(_term(c.finding_vars[x], row))
+                return f"<{p_iri}{finding_suffix[cls]}>"
+            t = _term(x, row)
+            if isinstance(t, Variable):
+                raise RuleError(f"unbound head variable {t}")
+            return t.n3()
+        for s, p, o in _bound_template(c, row):
+            graph.append(f"{term(s)} {term(p)} {term(o)} .")
+
+
+# ---------------------------------------------------------------------------------------------
+# The program
+# ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def program() -> tuple[Compiled, ...]:
+    """Every rule compiled, in evaluation order (one entry per UNION branch and per outer row)."""
+    from rdflib.plugins.sparql import prepareQuery
+
+    out: list[Compiled] = []
+    for rule in load_rules():
+        q = prepareQuery(rule.prefix_block() + rule.construct)
+        template = list(q.algebra["template"])
+        for conj in normalise(q.algebra["p"]):
+            out.append(compile_conj(rule, conj, template))
+    return tuple(out)
+
+
+def run(records: list[PatientRecord], *, base: str, want_graph: bool = False) -> tuple[list[list[Firing]], str]:
+    """Evaluate every rule on a batch; per record, the findings' firings, and the inferred graph."""
+    batch = Batch(records)
+    firings: list[list[Firing]] = [[] for _ in records]
+    graph: list[str] | None = [] if want_graph else None
+    finding_suffix: dict[str, str] = {}
+    for c in program():
+        for row in c.kb_rows:
+            mask, _ = patient_mask(batch, c, row)
+            if mask.any():
+                _head_effects(batch, c, row, mask, firings, graph, base, finding_suffix)
+    text = ""
+    if graph:
+        lines = sorted(set(graph))
+        text = "\n".join(lines) + "\n"
+    return firings, text
+
+
+def reason_records(records: list[PatientRecord], base: str, *, want_graph: bool = False):
+    """The cohort engine's interface: findings per patient IRI (as findings_from_rows gives them)
+    and, if asked, the inferred triples. Records with numbers beyond exact float comparison go
+    through the SPARQL engine."""
+    exact = [r for r in records if exact_for(r)]
+    others = [r for r in records if not exact_for(r)]
+    firings, graph = run(exact, base=base, want_graph=want_graph)
+    found: dict[str, dict[str, dict]] = {}
+    for rec, fs in zip(exact, firings):
+        per: dict[str, dict] = {}
+        for f in fs:
+            d = per.setdefault(f.code, {"rules": set(), "result": set(), "threshold": set(), "finding": set(),
+                                        "context": set(), "action": set()})
+            d["rules"].add(f.rule)
+            d["result"].update(f.results)
+            d["threshold"].update(f.thresholds)
+            d["finding"].update(f.findings)
+            d["context"].update(f.contexts)
+            d["action"].update(f.actions)
+        found[patient_iri(rec.id, base)] = per
+    if others:
+        from ..cohort.engine import Options, evaluate
+
+        more, g2 = evaluate(others, Options(engine="oxigraph", write_graph=want_graph, base=base))
+        found.update(more)
+        graph += g2
+    return found, graph
