@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from . import units
 from .errors import InputError, Issue
@@ -22,11 +23,13 @@ _VALUE_RE = re.compile(r"^\s*(<=|>=|<|>|=)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[e
 MAX_AGE = Decimal(150)
 MAX_GESTATIONAL_WEEKS = Decimal(45)
 MAX_RESULTS_PER_RECORD = 10_000
+_RESULT_FIELDS = frozenset({"value", "unit", "ref_high", "time", "comparator"})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Result:
-    """One laboratory result, as given and as compared."""
+    """One laboratory result, as given and as compared (treat as read-only; not frozen only
+    because a frozen dataclass is several times slower to build, which counts in cohorts)."""
 
     key: str
     test_iri: str
@@ -224,6 +227,17 @@ def _unit_problem(info: LabTestInfo, unit: str) -> str:
 def _compared_unit(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
     """Compare in the result's own unit when a cut-off states it (or the same unit spelled
     otherwise, as ng/L for pg/mL); else convert to the canonical unit."""
+    key = (info.iri, unit)
+    hit = _COMPARED_UNIT.get(key)
+    if hit is None:
+        hit = _COMPARED_UNIT[key] = _compared_unit_uncached(info, unit)
+    return hit
+
+
+_COMPARED_UNIT: dict[tuple[str, str], tuple[str, Decimal]] = {}
+
+
+def _compared_unit_uncached(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
     if unit in info.threshold_units:
         return unit, Decimal(1)
     for tu in sorted(info.threshold_units):
@@ -370,15 +384,15 @@ def record_from_case(data: Any, *, source: str | None = None, profile: str | Non
             efld = fld if len(entries) == 1 else f"{fld}[{i}]"
             if info is None:
                 continue
-            if not isinstance(e, Mapping):
+            if type(e) is not dict and not isinstance(e, Mapping):
                 issues.append(Issue(efld, e, "is not a result (a mapping with value and unit)"))
                 continue
-            unknown = set(e) - {"value", "unit", "ref_high", "time", "comparator"}
+            unknown = e.keys() - _RESULT_FIELDS
             if unknown:
                 issues.append(Issue(efld, ", ".join(sorted(map(str, unknown))), "are not fields of a result "
                                     "(value, unit, ref_high, time, comparator)"))
                 continue
-            t = _parse_time(e.get("time"), f"{efld}.time", issues)
+            t = _parse_time(e["time"], f"{efld}.time", issues) if "time" in e else None
             r = normalise_result(info, value=e.get("value"), unit=e.get("unit"), fld=efld, issues=issues,
                                  comparator=e.get("comparator"), ref_high=e.get("ref_high"), time=t,
                                  loinc=str(name) if str(name) in info.loinc else None, vocab=vocab)

@@ -26,6 +26,7 @@ from ..kb import B12NS, finding_classes, ontology_graph, vocabulary
 from ..rdfpatient import DEFAULT_BASE, patient_iri, record_to_ntriples
 from ..record import PatientRecord, record_from_case
 from ..units import to_decimal_string
+from .output import CSV_HEADER, Provenance, patient_outputs
 from .readers import PATIENT_COLUMNS, RawRecord
 
 INFERRED = "urn:b12kg:graph:inferred"
@@ -67,7 +68,7 @@ def csv_case(header: list[str], row: list[str], ref: str) -> dict:
     """A CSV row as a case dict (see readers.py for the columns)."""
     if len(row) != len(header):
         raise InputError([Issue(ref, f"{len(row)} cells", f"does not match the {len(header)} columns of the header")])
-    cells = {h: c.strip() for h, c in zip(header, row)}
+    cells = {h: c.strip() for h, c in zip(header, row) if c}
     patient: dict[str, Any] = {}
     for col in ("sex", "age_years", "birth_date", "specimen_date", "gestational_weeks"):
         if cells.get(col):
@@ -75,7 +76,7 @@ def csv_case(header: list[str], row: list[str], ref: str) -> dict:
     if cells.get("pregnant"):
         patient["pregnant"] = _TRUE.get(cells["pregnant"].lower(), cells["pregnant"])
     obs: dict[str, Any] = {}
-    for key in vocabulary().tests_by_key:
+    for key in _analyte_columns(tuple(cells)):
         v = cells.get(key)
         if v:
             entry: dict[str, Any] = {"value": v}
@@ -93,6 +94,15 @@ def csv_case(header: list[str], row: list[str], ref: str) -> dict:
     if cells.get("profile"):
         case["profile"] = cells["profile"]
     return case
+
+
+@functools.lru_cache(maxsize=4096)
+def _analyte_columns(columns: tuple) -> tuple:
+    """The analyte keys a row's non-empty columns mention (value, unit or limit), in table order."""
+    keys = vocabulary().tests_by_key
+    named = {c.rsplit("_unit", 1)[0] if c.endswith("_unit") else c.rsplit("_ref_high", 1)[0] if c.endswith("_ref_high") else c
+             for c in columns}
+    return tuple(k for k in keys if k in named)
 
 
 def check_csv_header(header: list[str]) -> list[str]:
@@ -166,7 +176,7 @@ _USES = {B12NS + "usedResult": "result", B12NS + "usedThreshold": "threshold", B
          B12NS + "usedContext": "context"}
 
 
-def findings_from_rows(rows, patients: dict[str, str]) -> dict[str, dict[str, dict]]:
+def findings_from_rows(rows, patients: dict[str, str]) -> dict[str, dict[str, "Provenance"]]:
     """Group the rows of findings-evidence.rq by patient IRI: code -> rules and what they used."""
     out: dict[str, dict[str, dict]] = {iri: {} for iri in patients}
     for patient, finding, cls, rule, use, item, action in rows:
@@ -184,7 +194,8 @@ def findings_from_rows(rows, patients: dict[str, str]) -> dict[str, dict[str, di
             f[kind].add(item)
         if action is not None:
             f["action"].add(action)
-    return out
+    return {iri: {code: Provenance.of(code, d["rules"], d["result"], d["threshold"], d["finding"], d["context"], d["action"])
+                  for code, d in per.items()} for iri, per in out.items()}
 
 
 FINDINGS_QUERY_NAME = "report/findings-evidence.rq"
@@ -203,13 +214,13 @@ def evaluate(recs: list[PatientRecord], options: Options) -> tuple[dict[str, dic
     if not recs:
         return {}, ""
     iris = {patient_iri(r.id, options.base): r.id for r in recs}
+    if options.engine == "compiled" and options.endpoint is None:
+        from ..engines.compiled import reason_records
+
+        return reason_records(recs, options.base, want_graph=options.write_graph)
     nt = "".join(record_to_ntriples(r, options.base) for r in recs)
     if options.endpoint is not None:
         rows, graph = options.endpoint.reason(nt, want_graph=options.write_graph)
-    elif options.engine == "compiled":
-        from ..engines.compiled import reason_records
-
-        rows, graph = reason_records(recs, options.base, want_graph=options.write_graph)
     else:
         from ..api import query_text
         from ..engines.oxigraph_engine import reason_default_graph
@@ -240,57 +251,6 @@ def _batches_of_distinct_ids(records: list) -> list[list]:
 # ---------------------------------------------------------------------------------------------
 # Output
 # ---------------------------------------------------------------------------------------------
-def finding_json(rec: PatientRecord, code: str, f: dict) -> dict:
-    classes = finding_classes()
-    ths = threshold_table()
-    labels = label_table()
-    evidence = []
-    units = set()
-    for key in sorted(f["result"]):
-        r = rec.results.get(key)
-        if r is None:
-            continue
-        e: dict[str, Any] = {"analyte": key, "value_as_given": r.value_as_given, "unit_as_given": r.unit_as_given}
-        if r.qualitative is None:
-            e["value_compared"] = _fmt(r.compared_value)
-            e["unit_compared"] = r.compared_unit
-            units.add(r.compared_unit)
-        if r.ref_high_as_given is not None:
-            e["reference_high"] = r.ref_high_as_given
-        if r.derivation:
-            e["derivation"] = r.derivation
-        evidence.append(e)
-    thresholds = []
-    for t in sorted(f["threshold"]):
-        info = ths[t]
-        limit = next((info["limits"][u] for u in info["limits"] if u in units), None) or " or ".join(info["limits"].values())
-        thresholds.append({"id": info["id"], "limit": limit, "source": info["source"], "verification": info["verification"]})
-    out: dict[str, Any] = {"code": code, "kind": classes[code]["kind"], "rules": sorted(f["rules"]),
-                           "evidence": evidence, "thresholds": thresholds, "based_on": sorted(f["finding"])}
-    if f["context"]:
-        out["context"] = sorted(labels.get(c, c) for c in f["context"])
-    if f["action"]:
-        out["actions"] = sorted(labels.get(a, a) for a in f["action"])
-    return out
-
-
-def patient_json(rec: PatientRecord, ordinal: int, ref: str, found: dict[str, dict]) -> dict:
-    findings = [finding_json(rec, code, found[code]) for code in sorted(found)]
-    return {"patient": rec.id, "record": ordinal, "source": ref, "profile": rec.profile,
-            "findings": findings, "notes": rec.notes}
-
-
-def csv_rows(doc: dict) -> list[list[str]]:
-    rows = []
-    for f in doc["findings"]:
-        ev = "; ".join(f"{e['analyte']} {e['value_as_given']} {e.get('unit_as_given') or ''}".strip() for e in f["evidence"])
-        th = "; ".join(f"{t['limit']} ({t['source']})" for t in f["thresholds"])
-        rows.append([doc["patient"], str(doc["record"]), f["code"], f["kind"], " ".join(f["rules"]), ev, th,
-                     " ".join(f["based_on"])])
-    return rows
-
-
-CSV_HEADER = ["patient", "record", "code", "kind", "rules", "evidence", "thresholds", "based_on"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,10 +309,10 @@ def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Option
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     for raw, rec in records:
-        doc = patient_json(rec, raw.ordinal, raw.ref, found[raw.ordinal])
-        ndjson.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
-        w.writerows(csv_rows(doc))
-        report.findings.update(f["code"] for f in doc["findings"])
+        line, rows = patient_outputs(rec, raw.ordinal, raw.ref, found[raw.ordinal])
+        ndjson.append(line)
+        w.writerows(rows)
+        report.findings.update(found[raw.ordinal].keys())
     report.assessed = len(records)
     report.refused = len(rejects)
     paths = part_paths(Path(parts), index)

@@ -24,7 +24,8 @@ from typing import Iterator
 
 from .. import __version__
 from ..errors import B12kgError
-from .engine import CSV_HEADER, ChunkReport, Options, check_csv_header, part_paths, process_chunk
+from .engine import ChunkReport, Options, check_csv_header, part_paths, process_chunk
+from .output import CSV_HEADER
 from .readers import RawRecord, count_records, input_kind, open_input
 
 OUTPUTS = {"ndjson": "findings.ndjson", "csv": "findings.csv", "rejects": "rejects.ndjson", "graph": "inferred.nq"}
@@ -143,6 +144,11 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
             bar.update(r.read)
 
     n_workers = workers or os.cpu_count() or 1
+    if engine == "compiled" and endpoint is None:
+        # Compile once here: forked workers inherit the program instead of each parsing the rules.
+        from ..engines.compiled import program
+
+        program()
     chunks = _chunks(open_input(path), chunk_size)
     if n_workers <= 1 and endpoint is None:
         _worker_init()

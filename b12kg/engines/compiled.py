@@ -269,15 +269,38 @@ def _kb_solutions(kb_triples: list, values: list, kb_vars: set, fixed: dict) -> 
     free = [v for v in local if v not in fixed]
     q = "SELECT " + (" ".join(v.n3() for v in free) or "*") + " WHERE {\n" + body + "\n}"
     out = []
-    for sol in rule_support_graph().query(q):
+    for sol in _kb_store().query(q):
         row = dict(fixed)
-        bound = sol.asdict()
         for v in free:
-            val = bound.get(str(v))
+            val = sol[str(v)]
             if val is not None:
-                row[v] = val
+                row[v] = _to_rdflib(val)
         out.append(row)
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _kb_store():
+    """The rule-support graph in a pyoxigraph store, for solving knowledge parts quickly."""
+    import pyoxigraph as ox
+
+    store = ox.Store()
+    store.load(rule_support_graph().serialize(format="nt").encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
+    return store
+
+
+def _to_rdflib(term):
+    import pyoxigraph as ox
+
+    if isinstance(term, ox.NamedNode):
+        return URIRef(term.value)
+    if isinstance(term, ox.Literal):
+        if term.language:
+            return Literal(term.value, lang=term.language)
+        return Literal(term.value, datatype=URIRef(term.datatype.value))
+    if isinstance(term, ox.BlankNode):
+        return rdflib.BNode(term.value)
+    raise RuleError(f"unexpected term {term!r} in the knowledge base")
 
 
 def compile_conj(rule: Rule, conj: Conj, template: list, outer=None) -> "Compiled":
@@ -432,7 +455,7 @@ def _expr(batch: Batch, expr, row: dict, cols: dict):
 # ---------------------------------------------------------------------------------------------
 # Heads
 # ---------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class Firing:
     code: str
     rule: str
@@ -554,26 +577,31 @@ def run(records: list[PatientRecord], *, base: str, want_graph: bool = False) ->
     return firings, text
 
 
+@functools.lru_cache(maxsize=65536)
+def _merged(firings: tuple):
+    """The provenance of one finding from its rule firings (one object for every patient with
+    the same firings)."""
+    from ..cohort.output import Provenance
+
+    return Provenance.of(firings[0].code, (f.rule for f in firings), (k for f in firings for k in f.results),
+                         (t for f in firings for t in f.thresholds), (x for f in firings for x in f.findings),
+                         (c for f in firings for c in f.contexts), (a for f in firings for a in f.actions))
+
+
 def reason_records(records: list[PatientRecord], base: str, *, want_graph: bool = False):
     """The cohort engine's interface: findings per patient IRI (as findings_from_rows gives them)
     and, if asked, the inferred triples. Records with numbers beyond exact float comparison go
     through the SPARQL engine."""
-    exact = [r for r in records if exact_for(r)]
-    others = [r for r in records if not exact_for(r)]
+    flags = [exact_for(r) for r in records]
+    exact = [r for r, ok in zip(records, flags) if ok]
+    others = [r for r, ok in zip(records, flags) if not ok]
     firings, graph = run(exact, base=base, want_graph=want_graph)
     found: dict[str, dict[str, dict]] = {}
     for rec, fs in zip(exact, firings):
-        per: dict[str, dict] = {}
+        by_code: dict[str, list] = {}
         for f in fs:
-            d = per.setdefault(f.code, {"rules": set(), "result": set(), "threshold": set(), "finding": set(),
-                                        "context": set(), "action": set()})
-            d["rules"].add(f.rule)
-            d["result"].update(f.results)
-            d["threshold"].update(f.thresholds)
-            d["finding"].update(f.findings)
-            d["context"].update(f.contexts)
-            d["action"].update(f.actions)
-        found[patient_iri(rec.id, base)] = per
+            by_code.setdefault(f.code, []).append(f)
+        found[patient_iri(rec.id, base)] = {code: _merged(tuple(group)) for code, group in by_code.items()}
     if others:
         from ..cohort.engine import Options, evaluate
 
