@@ -83,20 +83,98 @@ def open_input(path: str | Path) -> Iterator[RawRecord]:
     return {"csv": read_csv, "ndjson": read_ndjson, "folder": read_folder}[kind](p)
 
 
-def count_records(path: str | Path) -> int | None:
-    """The number of records, counted by a fast scan (for the progress bar); None if unknown."""
+# ---------------------------------------------------------------------------------------------
+# Chunk plans: the main process only finds where chunks start and end (a fast byte scan); each
+# worker reads and parses its own chunk, so records never travel between processes.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChunkPlan:
+    index: int
+    first: int            # ordinal of the chunk's first record
+    kind: str             # "csv" | "ndjson" | "files"
+    path: str
+    start: int = 0        # byte range in the file (csv, ndjson)
+    end: int = 0
+    first_line: int = 0   # 1-based line number of the first record (csv: the header is line 1)
+    header: tuple = ()
+    files: tuple = ()
+    n: int = 0            # number of records
+
+
+def plan_chunks(path: str | Path, size: int) -> Iterator[ChunkPlan]:
     p = Path(path)
     kind = input_kind(p)
     if kind == "folder":
-        return sum(1 for _ in read_folder(p))
-    n = 0
+        batch: list[str] = []
+        index = first = 0
+        for raw in read_folder(p):
+            batch.append(str(raw.payload))
+            if len(batch) == size:
+                yield ChunkPlan(index, first, "files", str(p), files=tuple(batch), n=len(batch))
+                index += 1
+                first += len(batch)
+                batch = []
+        if batch:
+            yield ChunkPlan(index, first, "files", str(p), files=tuple(batch), n=len(batch))
+        return
     with open(p, "rb") as fh:
+        header: tuple = ()
+        offset = 0
+        lineno = 0
         if kind == "csv":
-            # rows, not lines: quoted cells may hold newlines
-            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-            n = sum(1 for _ in csv.reader(text)) - 1
-            return max(n, 0)
+            head = b""
+            for line in fh:
+                head += line
+                lineno += 1
+                offset += len(line)
+                if head.count(b'"') % 2 == 0:
+                    break
+            header = tuple(h.strip() for h in next(csv.reader(io.StringIO(head.decode("utf-8")))) ) if head else ()
+        index = first = 0
+        start, start_line, n, quotes = offset, lineno + 1, 0, 0
         for line in fh:
+            lineno += 1
+            offset += len(line)
+            if kind == "csv":
+                quotes += line.count(b'"')
+                if quotes % 2:
+                    continue          # a quoted cell goes on over the newline
+                quotes = 0
+            if not line.strip():
+                if n == 0:
+                    start, start_line = offset, lineno + 1
+                continue
+            n += 1
+            if n == size:
+                yield ChunkPlan(index, first, kind, str(p), start, offset, start_line, header, n=n)
+                index += 1
+                first += n
+                start, start_line, n = offset, lineno + 1, 0
+        if n:
+            yield ChunkPlan(index, first, kind, str(p), start, offset, start_line, header, n=n)
+
+
+def read_chunk(plan: ChunkPlan) -> list[RawRecord]:
+    """The records of a planned chunk (in the worker)."""
+    if plan.kind == "files":
+        return [RawRecord(plan.first + i, f, "file", f) for i, f in enumerate(plan.files)]
+    with open(plan.path, "rb") as fh:
+        fh.seek(plan.start)
+        data = fh.read(plan.end - plan.start)
+    out: list[RawRecord] = []
+    if plan.kind == "ndjson":
+        lineno = plan.first_line - 1
+        for line in data.split(b"\n"):
+            lineno += 1
             if line.strip():
-                n += 1
-    return n
+                out.append(RawRecord(plan.first + len(out), f"line {lineno}", "bundle", line))
+        return out
+    text = data.decode("utf-8", errors="replace")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = list(plan.header)
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        n = plan.first + len(out)
+        out.append(RawRecord(n, f"row {n + 2}", "csv", (header, row)))
+    return out

@@ -16,17 +16,15 @@ import os
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from itertools import islice
 from pathlib import Path
-from typing import Iterator
 
 from .. import __version__
 from ..errors import B12kgError
 from .engine import ChunkReport, Options, check_csv_header, part_paths, process_chunk
 from .output import CSV_HEADER
-from .readers import RawRecord, count_records, input_kind, open_input
+from .readers import ChunkPlan, input_kind, plan_chunks, read_chunk
 
 OUTPUTS = {"ndjson": "findings.ndjson", "csv": "findings.csv", "rejects": "rejects.ndjson", "graph": "inferred.nq"}
 
@@ -55,12 +53,9 @@ class Summary:
         return "\n".join(lines)
 
 
-def _chunks(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]]:
-    while True:
-        chunk = list(islice(records, size))
-        if not chunk:
-            return
-        yield chunk
+def run_plan(plan: ChunkPlan, parts: str, options: Options) -> ChunkReport:
+    """A worker's task: read a planned chunk of the input and assess it."""
+    return process_chunk(plan.index, read_chunk(plan), parts, options)
 
 
 def _fingerprint(path: Path, options: Options, chunk_size: int) -> str:
@@ -98,7 +93,7 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
     if engine not in ("compiled", "oxigraph"):
         raise B12kgError(f"engine {engine!r} is not compiled or oxigraph")
     if chunk_size is None:
-        chunk_size = 20000 if engine == "compiled" and endpoint is None else 2000
+        chunk_size = 10000 if engine == "compiled" and endpoint is None else 2000
     path = Path(input_path)
     out = Path(out_dir)
     kind = input_kind(path)
@@ -127,12 +122,12 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
     parts.mkdir(exist_ok=True)
     manifest.write_text(json.dumps({"fingerprint": fp, "input": str(path), "chunk_size": chunk_size}))
     summary = Summary(input=str(path), out_dir=str(out))
-    total = count_records(path) if progress else None
+    plans = list(plan_chunks(path, chunk_size))
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="patient", smoothing=0.1, dynamic_ncols=True)
+        bar = tqdm(total=sum(p.n for p in plans), unit="patient", smoothing=0.1, dynamic_ncols=True)
     t0 = time.perf_counter()
     reports: dict[int, ChunkReport] = {}
     counts: Counter = Counter()
@@ -149,42 +144,31 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
         from ..engines.compiled import program
 
         program()
-    chunks = _chunks(open_input(path), chunk_size)
-    if n_workers <= 1 and endpoint is None:
-        _worker_init()
-        for i, chunk in enumerate(chunks):
-            r = _resumed(parts, i)
-            if r is None:
-                r = process_chunk(i, chunk, str(parts), options)
-            else:
-                summary.resumed_chunks += 1
+    todo = []
+    for plan in plans:
+        r = _resumed(parts, plan.index)
+        if r is None:
+            todo.append(plan)
+        else:
+            summary.resumed_chunks += 1
             done(r)
+    if n_workers <= 1 or len(todo) <= 1:
+        _worker_init()
+        for plan in todo:
+            done(run_plan(plan, str(parts), options))
     else:
         with ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_init) as pool:
-            pending = set()
-            window = 2 * n_workers
-            for i, chunk in enumerate(chunks):
-                r = _resumed(parts, i)
-                if r is not None:
-                    summary.resumed_chunks += 1
-                    done(r)
-                    continue
-                pending.add(pool.submit(process_chunk, i, chunk, str(parts), options))
-                if len(pending) >= window:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        done(f.result())
-            for f in pending:
+            for f in as_completed([pool.submit(run_plan, plan, str(parts), options) for plan in todo]):
                 done(f.result())
     if bar is not None:
         bar.close()
-    summary.chunks = len(reports)
+    summary.chunks = len(plans)
     for r in reports.values():
         summary.read += r.read
         summary.assessed += r.assessed
         summary.refused += r.refused
     summary.findings = dict(counts)
-    _assemble(parts, out, len(reports), write_graph)
+    _assemble(parts, out, len(plans), write_graph)
     summary.seconds = time.perf_counter() - t0
     (out / "summary.json.tmp").write_text(json.dumps(asdict(summary), indent=2, sort_keys=True))
     os.replace(out / "summary.json.tmp", out / "summary.json")
