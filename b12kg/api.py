@@ -19,7 +19,7 @@ from .paths import query_path
 from .rdfpatient import DEFAULT_BASE, patient_iri, record_to_ntriples
 from .record import PatientRecord, record_from_case, with_profile
 
-ENGINES = ("oxigraph", "pyshacl", "swrl")
+ENGINES = ("oxigraph", "pyshacl", "swrl", "compiled")
 MAX_INPUT_BYTES = 100 * 1024 * 1024
 _local = threading.local()
 
@@ -133,6 +133,11 @@ def assess(record: Any, *, profile: str | None = None, engine: str = "oxigraph",
     session = _session()
     if engine == "oxigraph":
         inferred_nt = session.infer(input_nt)
+    elif engine == "compiled":
+        from .engines import compiled
+
+        inferred_nt = compiled.run([rec], base=base, want_graph=True)[1]
+        session.load(input_nt, inferred_nt)
     else:
         inferred_nt = infer(input_nt, engine=engine)
         session.load(input_nt, inferred_nt)
@@ -150,11 +155,28 @@ def infer(input_ntriples: str, *, engine: str = "oxigraph") -> str:
         from .engines import pyshacl_engine as pe
 
         return pe.inferred_ntriples(input_ntriples)
+    if engine == "compiled":
+        from .engines import compiled
+        from .rdfinput import parse_rdf, record_from_graph
+
+        rec = record_from_graph(parse_rdf(input_ntriples, "nt"))
+        base = _base_of(input_ntriples, rec.id)
+        return compiled.run([rec], base=base, want_graph=True)[1]
     if engine == "swrl":
         from .engines import swrl_engine as se
 
         return se.inferred_ntriples(input_ntriples)
     raise B12kgError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+
+
+def _base_of(input_ntriples: str, patient_id: str) -> str:
+    from urllib.parse import quote
+
+    first = input_ntriples.split(">", 1)[0].lstrip("<")
+    suffix = quote(patient_id, safe="")
+    if not first.endswith(suffix):
+        raise B12kgError("cannot tell the patient IRI base of the input graph")
+    return first[: -len(suffix)]
 
 
 def explanation_store(input_ntriples: str, inferred_ntriples: str) -> ox.Store:

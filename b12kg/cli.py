@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     def engine_opts(sp):
         sp.add_argument("--profile", choices=("default", "who-2020", "who-2011"), default=None,
                         help="cut-off profile (default: the record's own, else 'default')")
-        sp.add_argument("--engine", choices=("oxigraph", "pyshacl", "swrl"), default="oxigraph",
+        sp.add_argument("--engine", choices=("oxigraph", "pyshacl", "swrl", "compiled"), default="oxigraph",
                         help="rule engine (default: oxigraph, in process)")
 
     sp = sub.add_parser("assess", help="assess patient records (case YAML/JSON, FHIR Bundle JSON, Turtle/JSON-LD)")
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("cases", help="run a folder of acceptance cases (shared/cases format)")
     sp.add_argument("folder")
-    sp.add_argument("--engine", choices=("oxigraph", "pyshacl", "swrl"), default="oxigraph")
+    sp.add_argument("--engine", choices=("oxigraph", "pyshacl", "swrl", "compiled"), default="oxigraph")
     sp.set_defaults(func=cmd_cases)
 
     sp = sub.add_parser("assess-cohort", help="assess a cohort (CSV, NDJSON of FHIR Bundles, or a folder) on all cores")
