@@ -33,5 +33,17 @@ test: $(STAMP) ## the whole test suite, then the shared acceptance cases through
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 	$(BIN)/b12kg cases $(CASES)
 
+demo-store: $(STAMP) ## run the rules inside a SPARQL 1.1 server (oxigraph serve on a free port) over the examples
+	@set -e; tmp=$$(mktemp -d); port=$$($(BIN)/python -c 'from b12kg.cohort.remote import free_port; print(free_port())'); \
+	url=http://127.0.0.1:$$port; \
+	$(BIN)/oxigraph serve --location $$tmp/store --bind 127.0.0.1:$$port >$$tmp/server.log 2>&1 & pid=$$!; \
+	trap 'rc=$$?; set +e; kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf $$tmp; exit $$rc' EXIT INT TERM; \
+	$(BIN)/python -c 'import sys; from b12kg.cohort.remote import wait_until_up; wait_until_up(sys.argv[1])' $$url/query \
+	  || { cat $$tmp/server.log; exit 1; }; \
+	echo "oxigraph server at $$url (pid $$pid, store $$tmp/store)"; \
+	echo "b12kg assess-cohort examples --out $$tmp/out --endpoint $$url/query --update-endpoint $$url/update --store-endpoint $$url/store --quiet"; \
+	$(BIN)/b12kg assess-cohort examples --out $$tmp/out --endpoint $$url/query --update-endpoint $$url/update \
+	  --store-endpoint $$url/store --quiet
+
 clean: ## remove the environment and build output
 	rm -rf $(VENV) dist .pytest_cache
