@@ -77,7 +77,8 @@ def render_text(a: Assessment) -> str:
     for key, v in r.get("results", {}).items():
         s = f"{key} {v['value_as_given']}" + (f" {v['unit_as_given']}" if v.get("unit_as_given") else "")
         if v.get("unit_compared") and v.get("unit_compared") != v.get("unit_as_given"):
-            s += f" (= {v['value_compared']} {v['unit_compared']})"
+            cmp = v.get("comparator") if v.get("comparator") not in (None, "=") else ""
+            s += f" (= {cmp}{v['value_compared']} {v['unit_compared']})"
         results.append(s)
     if results:
         lines.extend(textwrap.wrap("Results: " + "; ".join(results), WIDTH, subsequent_indent="  "))
