@@ -226,7 +226,7 @@ def evaluate(recs: list[PatientRecord], options: Options) -> tuple[dict[str, dic
         from ..engines.oxigraph_engine import reason_default_graph
 
         store, inferred = reason_default_graph(nt, want_inferred=options.write_graph)
-        rows = rows_from_solutions(store.query(query_text(FINDINGS_QUERY_NAME)))
+        rows = rows_from_solutions(store.query(query_text(FINDINGS_QUERY_NAME), use_default_graph_as_union=True))
         graph = inferred
     return findings_from_rows(rows, iris), graph
 
