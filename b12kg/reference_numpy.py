@@ -40,8 +40,8 @@ import numpy as np
 
 from .record import PatientRecord
 
-__all__ = ["Columns", "AnalyteColumns", "Tri", "columns_from_records", "findings", "codes_per_patient", "CODES",
-           "SCALE"]
+__all__ = ["Columns", "AnalyteColumns", "Tri", "columns_from_records", "concat_columns", "findings",
+           "codes_per_patient", "CODES", "SCALE"]
 
 SCALE = 10**6                       # values and ages as integers in micro-units
 
@@ -210,6 +210,26 @@ def columns_from_records(records: Sequence[PatientRecord] | Iterable[PatientReco
     analytes = {k: AnalyteColumns(*v) for k, v in cols.items()}
     return Columns(n=n, ids=ids, sex=sex, age=age, age_missing=age_missing, pregnant=pregnant, trimester=trimester,
                    analytes=analytes, symptoms=sym, contexts=ctx, if_antibody_positive=ifab, profiles=profiles)
+
+
+def concat_columns(parts: Sequence[Columns]) -> Columns:
+    """One Columns from several (built batch by batch, so the records need not all be in memory)."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(get):
+        return np.concatenate([get(p) for p in parts])
+
+    analytes = {k: AnalyteColumns(*(cat(lambda p, k=k, f=f: getattr(p.analytes[k], f)) for f in
+                                    ("present", "cmp", "value", "unit", "ref_high", "has_ref_high")))
+                for k in ANALYTE_UNITS}
+    return Columns(n=sum(p.n for p in parts), ids=[i for p in parts for i in p.ids],
+                   sex=cat(lambda p: p.sex), age=cat(lambda p: p.age), age_missing=cat(lambda p: p.age_missing),
+                   pregnant=cat(lambda p: p.pregnant), trimester=cat(lambda p: p.trimester), analytes=analytes,
+                   symptoms={w: cat(lambda p, w=w: p.symptoms[w]) for w in SYMPTOMS},
+                   contexts={w: cat(lambda p, w=w: p.contexts[w]) for w in CONTEXTS},
+                   if_antibody_positive=cat(lambda p: p.if_antibody_positive),
+                   profiles=[x for p in parts for x in p.profiles])
 
 
 # ---------------------------------------------------------------------------------------------

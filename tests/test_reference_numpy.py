@@ -352,3 +352,20 @@ def test_reference_agrees_with_rules_on_shared_case(path):
     assert ref == rules, f"rules only {sorted(rules - ref)}, reference only {sorted(ref - rules)}"
     assert set(expect.get("findings") or ()) <= ref
     assert not set(expect.get("not_findings") or ()) & ref
+
+
+def test_columns_built_in_batches_give_the_same_findings():
+    recs = [load_record(c) for c in adversarial_cases(300, 1) if _loads(c)]
+    whole = rn.findings(rn.columns_from_records(recs))
+    parts = rn.concat_columns([rn.columns_from_records(recs[i:i + 70]) for i in range(0, len(recs), 70)])
+    assert parts.n == len(recs)
+    batched = rn.findings(parts)
+    assert all(np.array_equal(whole[c], batched[c]) for c in rn.CODES)
+
+
+def _loads(case) -> bool:
+    try:
+        load_record(case)
+    except InputError:
+        return False
+    return True
