@@ -46,6 +46,12 @@ INFERRED_PREFIX = "urn:b12kg:graph:inferred:"
 KB_DIGEST = "urn:b12kg:kb-digest"          # predicate of the marker triple in the kb graph
 SKOLEM_PREFIX = "urn:b12kg:kb:genid:"      # stable names for the knowledge base's blank nodes
 FINDINGS_VARS = ("patient", "finding", "class", "rule", "use", "item", "action")
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+PATIENT_CLASS = "https://w3id.org/b12kg/Patient"
+
+
+class Truncated(B12kgError):
+    """The store cut an answer at its row limit."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,9 +85,10 @@ def rule_updates(kb: str, data: str, inferred: str) -> tuple[tuple[str, str], ..
                  for u in set_at_a_time_updates(r, graphs=True, kb_graph=kb, data_graph=data, inferred_graph=inferred))
 
 
-def findings_query(graphs: tuple[str, ...]) -> str:
+def findings_query(graphs: tuple[str, ...], *, count: bool = False) -> str:
     """queries/report/findings-evidence.rq with FROM clauses naming ``graphs`` after its SELECT
-    clause: its default graph is their merge, as the embedded engine's default graph is."""
+    clause: its default graph is their merge, as the embedded engine's default graph is. With
+    ``count``, the same query counting its rows (to tell a complete answer from a cut one)."""
     import re
 
     from ..api import query_text
@@ -92,20 +99,23 @@ def findings_query(graphs: tuple[str, ...]) -> str:
     if m is None:
         raise RuleError(f"{FINDINGS_QUERY_NAME}: no SELECT ... WHERE {{ to add FROM clauses to")
     froms = "".join(f"FROM <{g}>\n" for g in graphs)
+    if count:
+        if re.search(r"\b(DISTINCT|REDUCED)\b", m.group(0), re.I):
+            raise RuleError(f"{FINDINGS_QUERY_NAME}: its rows cannot be counted with COUNT(*)")
+        return text[:m.start()] + "SELECT (COUNT(*) AS ?n)\n" + froms + text[m.end():]
     return text[:m.end()] + froms + text[m.end():]
 
 
-def inferred_query(kb: str, data: str, inferred: str) -> str:
-    """The triples the rules added: the inferred graph less what the input or the knowledge base
-    already held (what the embedded engine reports as inferred)."""
-    return (f"CONSTRUCT {{ ?s ?p ?o }}\nFROM NAMED <{kb}>\nFROM NAMED <{data}>\nFROM NAMED <{inferred}>\n"
-            f"WHERE {{\n  GRAPH <{inferred}> {{ ?s ?p ?o }}\n"
-            f"  MINUS {{ GRAPH <{data}> {{ ?s ?p ?o }} }}\n  MINUS {{ GRAPH <{kb}> {{ ?s ?p ?o }} }}\n}}")
+def inferred_query(inferred: str, *, count: bool = False) -> str:
+    """The batch's inferred graph, every triple the rules wrote (what the embedded engine writes
+    as urn:b12kg:graph:inferred), or with ``count`` its size."""
+    head = "SELECT (COUNT(*) AS ?n)" if count else "CONSTRUCT { ?s ?p ?o }"
+    return f"{head}\nFROM NAMED <{inferred}>\nWHERE {{ GRAPH <{inferred}> {{ ?s ?p ?o }} }}"
 
 
-def pieces(ntriples: str, limit: int) -> list[str]:
-    """N-Triples split at line ends into pieces of at most ``limit`` bytes (a longer line is a
-    piece of its own). Lines with blank nodes all go into the first piece, so that a blank node
+def pieces(ntriples: str, limit: int, max_lines: int = 1000) -> list[str]:
+    """N-Triples split at line ends into pieces of at most ``limit`` bytes and ``max_lines``
+    triples (a longer line is a piece of its own). Lines with blank nodes all go into the first piece, so that a blank node
     is one node: each INSERT DATA request has its own blank-node scope."""
     lines = [ln for ln in ntriples.splitlines() if ln.strip()]
     blank = [ln for ln in lines if "_:" in ln]
@@ -115,7 +125,7 @@ def pieces(ntriples: str, limit: int) -> list[str]:
     size = sum(len(x.encode("utf-8")) + 1 for x in cur)
     for ln in other:
         n = len(ln.encode("utf-8")) + 1
-        if cur and size + n > limit:
+        if cur and (size + n > limit or len(cur) >= max_lines):
             out.append("\n".join(cur) + "\n")
             cur, size = [], 0
         cur.append(ln)
@@ -123,6 +133,47 @@ def pieces(ntriples: str, limit: int) -> list[str]:
     if cur:
         out.append("\n".join(cur) + "\n")
     return out
+
+
+def split_patients(ntriples: str) -> tuple[str, str] | None:
+    """The N-Triples of a batch as two batches of about half the patients each, every triple with
+    its patient (the subject is the patient's IRI or an IRI under it, as rdfpatient writes them);
+    None when there are fewer than two patients or a triple belongs to no patient."""
+    lines = [ln for ln in ntriples.splitlines() if ln.strip()]
+    patient_type = f"<{RDF_TYPE}> <{PATIENT_CLASS}> ."
+    patients = [ln.split(" ", 1)[0][1:-1] for ln in lines if ln.endswith(patient_type)]
+    if len(patients) < 2:
+        return None
+    index = {p: i for i, p in enumerate(dict.fromkeys(patients))}
+    cut = len(index) // 2
+    halves: tuple[list[str], list[str]] = ([], [])
+    for ln in lines:
+        subject = ln.split(" ", 1)[0]
+        if not (subject.startswith("<") and subject.endswith(">")):
+            return None
+        iri = subject[1:-1]
+        owner = iri if iri in index else None
+        pos = len(iri)
+        while owner is None and pos > 0:
+            pos = iri.rfind("/", 0, pos)
+            if pos <= 0:
+                break
+            owner = iri[:pos] if iri[:pos] in index else None
+        if owner is None:
+            return None
+        halves[index[owner] >= cut].append(ln)
+    return "\n".join(halves[0]) + "\n", "\n".join(halves[1]) + "\n"
+
+
+_NOTED: set[str] = set()
+
+
+def _note_truncation(message: str) -> None:
+    """Say once per process that batches are being split (correct, but slower)."""
+    key = message.split(":", 1)[0]
+    if key not in _NOTED:
+        _NOTED.add(key)
+        print(f"b12kg: {message}; splitting the batch and going on", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +216,8 @@ class Endpoint:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float = 600.0              # seconds per HTTP request
-    piece_bytes: int = 1 << 20          # largest INSERT DATA request when there is no store endpoint
+    piece_bytes: int = 1 << 20          # largest INSERT DATA request when there is no store endpoint,
+    piece_triples: int = 1000           # in bytes and in triples (Virtuoso 7 refuses ~2000 triples)
 
     def __post_init__(self) -> None:
         _check_url(self.query, "query")
@@ -212,24 +264,18 @@ class Endpoint:
         return build_opener(*handlers)
 
     def _http(self, what: str, url: str, data: bytes | None, headers: dict[str, str], method: str = "POST",
-              params: dict[str, str] | None = None) -> tuple[bytes, str]:
-        """(body, content type) of one request; every failure is a B12kgError naming the URL
-        and the HTTP status, never the password."""
+              params: dict[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
+        """(body, headers) of one request; every failure is a B12kgError naming the URL and the
+        HTTP status, never the password. A partial answer (Virtuoso's X-SQL-State, sent when an
+        "anytime" query ran out of time) is a failure too."""
         full = url + (("&" if "?" in url else "?") + urlencode(params, quote_via=quote) if params else "")
         req = Request(full, data=data, headers=headers, method=method)
         try:
             with self._opener().open(req, timeout=self.timeout) as resp:
-                return resp.read(), resp.headers.get("Content-Type", "")
+                body = resp.read()
+                headers = {k.lower(): v for k, v in resp.headers.items()}
         except HTTPError as exc:
-            try:
-                detail = exc.read(400).decode("utf-8", "replace").strip()
-            except Exception:  # noqa: BLE001 - the status is what matters
-                detail = ""
-            if self.password:
-                detail = detail.replace(self.password, "***")
-            if 300 <= exc.code < 400:
-                detail = f"redirected to {exc.headers.get('Location')}; give that URL instead"
-            raise B12kgError(f"{what} at {url}: HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")) from None
+            self._raise_http(what, url, exc)
         except (TimeoutError, socket.timeout):
             raise B12kgError(f"{what} at {url}: no answer within {self.timeout:g} s (timeout)") from None
         except URLError as exc:
@@ -239,46 +285,87 @@ class Endpoint:
             raise B12kgError(f"{what} at {url}: cannot connect ({reason})") from None
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
             raise B12kgError(f"{what} at {url}: {type(exc).__name__}: {exc}") from None
+        if headers.get("x-sql-state"):
+            raise B12kgError(f"{what} at {url}: the store sent a partial answer (X-SQL-State {headers['x-sql-state']}: "
+                             f"{headers.get('x-sql-message', '')}); raise its time limits (docs/remote-store.md)")
+        return body, headers
+
+    def _raise_http(self, what: str, url: str, exc: HTTPError):
+        try:
+            detail = exc.read(400).decode("utf-8", "replace").strip()
+        except Exception:  # noqa: BLE001 - the status is what matters
+            detail = ""
+        if self.password:
+            detail = detail.replace(self.password, "***")
+        if 300 <= exc.code < 400:
+            detail = f"redirected to {exc.headers.get('Location')}; give that URL instead"
+        raise B12kgError(f"{what} at {url}: HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")) from None
 
     def run_update(self, text: str, what: str = "SPARQL update") -> None:
         self._http(what, self.update_url, urlencode({"update": text}).encode("utf-8"),
                    {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
 
-    def _query(self, text: str, accept: str, what: str) -> tuple[bytes, str]:
+    def _query(self, text: str, accept: str, what: str) -> tuple[bytes, dict[str, str]]:
         return self._http(what, self.query, urlencode({"query": text}).encode("utf-8"),
                           {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", "Accept": accept})
 
-    def select(self, text: str, what: str = "SPARQL query") -> tuple[list[str], list[dict]]:
-        """(variables, bindings) of a SELECT, as SPARQL 1.1 Query Results JSON."""
-        body, ctype = self._query(text, "application/sparql-results+json", what)
+    def _check_complete(self, what: str, headers: dict[str, str], count: int, expect: int | None) -> None:
+        """An answer is cut when it holds fewer rows than counted before, or when it reaches the
+        row limit a store announces (Virtuoso: X-SPARQL-MaxRows, from ResultSetMaxRows)."""
+        if expect is not None and count < expect:
+            raise Truncated(f"{what} at {self.query}: the store sent {count} of {expect} rows "
+                            f"(Virtuoso: raise ResultSetMaxRows in [SPARQL] of virtuoso.ini, or lower --chunk-size)")
+        limit = headers.get("x-sparql-maxrows")
+        if limit and limit.strip().isdigit() and count >= int(limit):
+            raise Truncated(f"{what} at {self.query}: the store cut the answer at {limit} rows "
+                            f"(Virtuoso: raise ResultSetMaxRows in [SPARQL] of virtuoso.ini, or lower --chunk-size)")
+
+    def count(self, text: str, what: str) -> int:
+        """The ?n of a SELECT (COUNT(*) AS ?n) query."""
+        _, rows = self.select(text, what)
+        try:
+            return int(rows[0]["n"]["value"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            raise B12kgError(f"{what} at {self.query}: the answer holds no count: {rows[:1]!r}") from None
+
+    def select(self, text: str, what: str = "SPARQL query", *, expect: int | None = None) -> tuple[list[str], list[dict]]:
+        """(variables, bindings) of a SELECT, as SPARQL 1.1 Query Results JSON; ``Truncated``
+        when the store says it cut the answer or it holds fewer than ``expect`` rows."""
+        body, headers = self._query(text, "application/sparql-results+json", what)
         try:
             doc = json.loads(body)
-            return doc["head"]["vars"], doc["results"]["bindings"]
+            names, rows = doc["head"]["vars"], doc["results"]["bindings"]
         except (ValueError, KeyError, TypeError):
-            raise B12kgError(f"{what} at {self.query}: the answer ({ctype or 'no content type'}) is not "
-                             f"SPARQL results JSON: {body[:200]!r}") from None
+            raise B12kgError(f"{what} at {self.query}: the answer ({headers.get('content-type', 'no content type')}) "
+                             f"is not SPARQL results JSON: {body[:200]!r}") from None
+        self._check_complete(what, headers, len(rows), expect)
+        return names, rows
 
     def ask(self, text: str, what: str = "SPARQL ASK") -> bool:
-        body, ctype = self._query(text, "application/sparql-results+json", what)
+        body, headers = self._query(text, "application/sparql-results+json", what)
         try:
             return bool(json.loads(body)["boolean"])
         except (ValueError, KeyError, TypeError):
-            raise B12kgError(f"{what} at {self.query}: the answer ({ctype or 'no content type'}) is not "
-                             f"a SPARQL boolean: {body[:200]!r}") from None
+            raise B12kgError(f"{what} at {self.query}: the answer ({headers.get('content-type', 'no content type')}) "
+                             f"is not a SPARQL boolean: {body[:200]!r}") from None
 
-    def construct(self, text: str, what: str = "SPARQL CONSTRUCT") -> list[str]:
+    def construct(self, text: str, what: str = "SPARQL CONSTRUCT", *, expect: int | None = None) -> list[str]:
         """The triples of a CONSTRUCT as sorted N-Triples lines, each written the way the
-        embedded engine writes it (pyoxigraph's terms), whatever syntax the store answered in."""
+        embedded engine writes it (pyoxigraph's terms), whatever syntax the store answered in;
+        ``Truncated`` when the store says it cut the answer or it holds fewer than ``expect``
+        triples (Virtuoso cuts a CONSTRUCT at ResultSetMaxRows without saying so)."""
         import pyoxigraph as ox
 
-        body, ctype = self._query(text, "application/n-triples, text/turtle;q=0.9, text/plain;q=0.5", what)
+        body, headers = self._query(text, "application/n-triples, text/turtle;q=0.9, text/plain;q=0.5", what)
+        ctype = headers.get("content-type", "")
         mime = ctype.split(";")[0].strip().lower()
         fmt = ox.RdfFormat.TURTLE if mime in ("text/turtle", "application/x-turtle") else ox.RdfFormat.N_TRIPLES
         try:
-            triples = ox.parse(body, format=fmt)
-            return sorted(f"{q.subject} {q.predicate} {q.object} ." for q in triples)
+            lines = sorted({f"{q.subject} {q.predicate} {q.object} ." for q in ox.parse(body, format=fmt)})
         except (SyntaxError, ValueError) as exc:
             raise B12kgError(f"{what} at {self.query}: cannot read the answer ({ctype or 'no content type'}): {exc}") from None
+        self._check_complete(what, headers, len(lines), expect)
+        return lines
 
     def put_graph(self, graph: str, ntriples: str, *, replace: bool, what: str) -> None:
         """Graph Store HTTP Protocol: PUT (replace) or POST (add) N-Triples to ?graph=<graph>."""
@@ -286,7 +373,7 @@ class Endpoint:
                    method="PUT" if replace else "POST", params={"graph": graph})
 
     def insert_data(self, graph: str, ntriples: str, what: str) -> None:
-        for piece in pieces(ntriples, self.piece_bytes):
+        for piece in pieces(ntriples, self.piece_bytes, self.piece_triples):
             self.run_update(f"INSERT DATA {{ GRAPH <{graph}> {{\n{piece}}} }}", what)
 
     # -- the knowledge base ----------------------------------------------------------------------
@@ -316,8 +403,26 @@ class Endpoint:
     def reason(self, patients_ntriples: str, *, want_graph: bool) -> tuple[list[tuple], str]:
         """Run every rule over a batch of patients inside the store: the rows of
         findings-evidence.rq (as ``engine.rows_from_solutions`` gives them) and, if asked, the
-        inferred triples as sorted N-Triples."""
+        inferred triples as sorted N-Triples. When the store cuts an answer at a row limit, the
+        batch is split in two and each half run on its own (patients are independent)."""
         self.ensure_kb()
+        try:
+            return self._reason_once(patients_ntriples, want_graph)
+        except Truncated as exc:
+            halves = split_patients(patients_ntriples)
+            if halves is None:
+                raise B12kgError(str(exc)) from None
+            _note_truncation(str(exc))
+            rows: list[tuple] = []
+            lines: list[str] = []
+            for half in halves:
+                r, g = self.reason(half, want_graph=want_graph)
+                rows += r
+                lines += g.splitlines()
+            lines = sorted(set(lines))
+            return rows, "\n".join(lines) + ("\n" if lines else "")
+
+    def _reason_once(self, patients_ntriples: str, want_graph: bool) -> tuple[list[tuple], str]:
         tag = uuid.uuid4().hex
         data, inferred = DATA_PREFIX + tag, INFERRED_PREFIX + tag
         failed = True
@@ -328,11 +433,14 @@ class Endpoint:
                 self.insert_data(data, patients_ntriples, "loading the patients")
             for rid, text in rule_updates(KB_GRAPH, data, inferred):
                 self.run_update(text, f"rule {rid}")
-            _, bindings = self.select(findings_query((KB_GRAPH, data, inferred)), "reading the findings")
+            graphs = (KB_GRAPH, data, inferred)
+            n = self.count(findings_query(graphs, count=True), "counting the findings")
+            _, bindings = self.select(findings_query(graphs), "reading the findings", expect=n)
             rows = [tuple(b[v]["value"] if v in b else None for v in FINDINGS_VARS) for b in bindings]
             graph = ""
             if want_graph:
-                lines = self.construct(inferred_query(KB_GRAPH, data, inferred), "reading the inferred graph")
+                n = self.count(inferred_query(inferred, count=True), "counting the inferred triples")
+                lines = self.construct(inferred_query(inferred), "reading the inferred graph", expect=n)
                 graph = "\n".join(lines) + ("\n" if lines else "")
             failed = False
             return rows, graph
