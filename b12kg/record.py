@@ -23,6 +23,8 @@ _VALUE_RE = re.compile(r"^\s*(<=|>=|<|>|=)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[e
 MAX_AGE = Decimal(150)
 MAX_GESTATIONAL_WEEKS = Decimal(45)
 MAX_RESULTS_PER_RECORD = 10_000
+MAX_DIGITS = 20          # significant digits of a number b12kg reads
+MAX_MAGNITUDE = 20       # numbers from 1e-20 to under 1e21 (adjusted exponent), and 0
 _RESULT_FIELDS = frozenset({"value", "unit", "ref_high", "time", "comparator"})
 
 
@@ -87,20 +89,40 @@ def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return Decimal(value)
+        return _bounded(Decimal(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
-        return Decimal(repr(value))
+        return _bounded(Decimal(repr(value)))
     if isinstance(value, Decimal):
-        return value if value.is_finite() else None
+        return _bounded(value)
     if isinstance(value, str):
         try:
             d = Decimal(value.strip())
         except (InvalidOperation, ValueError):
             return None
-        return d if d.is_finite() else None
+        return _bounded(d)
     return None
+
+
+def _bounded(d: Decimal) -> Decimal | None:
+    """A finite number of at most MAX_DIGITS significant digits and a magnitude from 1e-20 to
+    under 1e21, else None: such a number stays exact through every conversion (the decimal
+    context keeps 28 digits) and its plain form is short; 1e999999999 would overflow the context
+    and 1e-999999999 would be a billion characters long."""
+    if not d.is_finite():
+        return None
+    if d.is_zero():
+        return Decimal(0)
+    if not -MAX_MAGNITUDE <= d.adjusted() <= MAX_MAGNITUDE:
+        return None
+    digits = d.as_tuple().digits
+    n = len(digits)
+    if n > 2 * MAX_DIGITS + 2 * MAX_MAGNITUDE:
+        return None
+    while digits[n - 1] == 0:
+        n -= 1
+    return d if n <= MAX_DIGITS else None
 
 
 def parse_value(value: Any) -> tuple[str, Decimal] | None:
@@ -155,7 +177,8 @@ def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issu
         return None
     parsed = parse_value(value)
     if parsed is None:
-        issues.append(Issue(f"{fld}.value", value, "is not a number (a number, optionally after <, <=, > or >=)"))
+        issues.append(Issue(f"{fld}.value", value, f"is not a number b12kg reads (a decimal number of at most {MAX_DIGITS} "
+                            "significant digits, optionally after <, <=, > or >=)"))
     if comparator is not None:
         if comparator not in COMPARATORS:
             issues.append(Issue(f"{fld}.comparator", comparator, "is not a comparator b12kg reads (<, <=, >, >=)"))
