@@ -110,6 +110,10 @@ def cmd_query(args) -> int:
     from .api import assess, explanation_store, run_query
 
     query = Path(args.query).read_text(encoding="utf-8")
+    problem = _query_problem(query)
+    if problem:
+        print(f"{args.query}: refused: {problem}", file=sys.stderr)
+        return 1
     store = None
     status = 0
     for path in args.data:
@@ -163,6 +167,29 @@ def cmd_assess_cohort(args) -> int:
     print(f"outputs in {args.out}: findings.ndjson, findings.csv, rejects.ndjson"
           + (", inferred.nq" if args.graph else "") + ", summary.json")
     return 0 if summary.reconciles() else 1
+
+
+def _query_problem(query: str) -> str | None:
+    """Why a user's query must not run: not SPARQL, or asking the store to reach the network
+    (SERVICE); b12kg never fetches anything."""
+    from rdflib.plugins.sparql.parser import parseQuery
+
+    try:
+        tree = parseQuery(query)
+    except Exception as exc:  # pyparsing errors carry line and column
+        return f"not a SPARQL query: {exc}"
+
+    def has_service(node) -> bool:
+        if getattr(node, "name", None) == "ServiceGraphPattern":
+            return True
+        if isinstance(node, dict):
+            return any(has_service(v) for v in node.values())
+        if isinstance(node, (str, bytes)) or not hasattr(node, "__iter__"):
+            return False
+        return any(has_service(v) for v in node)  # lists and pyparsing ParseResults
+    if has_service(tree):
+        return "the query has a SERVICE clause: b12kg never queries other endpoints"
+    return None
 
 
 def cmd_demo(args) -> int:

@@ -100,3 +100,17 @@ def test_usage_error_exits_2():
     assert r.returncode == 2
     r = subprocess.run([sys.executable, "-m", "b12kg.cli", "assess", str(P03), "--engine", "nope"], capture_output=True, text=True)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_query_with_a_service_clause_is_refused_before_anything_runs(capsys, tmp_path, monkeypatch):
+    import socket
+
+    def no_network(*a, **k):
+        raise AssertionError("network access attempted")
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    q = tmp_path / "service.rq"
+    q.write_text("PREFIX b12: <https://w3id.org/b12kg/>\nSELECT * WHERE { { ?p b12:hasFinding ?f } UNION "
+                 "{ SERVICE SILENT <http://example.org/sparql> { ?s ?p2 ?o } } }\n")
+    code, _, err = run(capsys, "query", q, P03)
+    assert code == 1 and "SERVICE" in err
