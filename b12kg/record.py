@@ -125,6 +125,19 @@ def _bounded(d: Decimal) -> Decimal | None:
     return d if n <= MAX_DIGITS else None
 
 
+NOT_TEXT = "is not valid Unicode text (it holds a lone surrogate code point, which no IRI or RDF literal can carry)"
+
+
+def is_text(s: str) -> bool:
+    """True when the string is valid Unicode (encodable as UTF-8): ids and words go into IRIs and
+    literals, which a lone surrogate such as '\\ud800' (possible in JSON) would break."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_value(value: Any) -> tuple[str, Decimal] | None:
     """('=', 12.5) from 12.5 or '12.5'; ('<', 50) from '<50'. None when it is not a number."""
     if isinstance(value, bool):
@@ -378,6 +391,9 @@ def record_from_case(data: Any, *, source: str | None = None, profile: str | Non
         issues.append(Issue("id", rid, "is not a non-empty string"))
         rid = "patient"
     rid = str(rid)
+    if not is_text(rid):
+        issues.append(Issue("id", rid, NOT_TEXT))
+        rid = "patient"
     patient = data.get("patient") or {}
     if not isinstance(patient, Mapping):
         issues.append(Issue("patient", patient, "is not a mapping"))
@@ -515,6 +531,9 @@ def _words(value: Any, fld: str, known: Mapping[str, str], issues: list[Issue]) 
     for i, w in enumerate(value):
         if not isinstance(w, str):
             issues.append(Issue(f"{fld}[{i}]", w, "is not a word"))
+            continue
+        if not is_text(w):
+            issues.append(Issue(f"{fld}[{i}]", w, NOT_TEXT))
             continue
         word = w.strip()
         (ok if word in known else other).append(word)
