@@ -12,16 +12,22 @@ Nothing here restates a rule. Each rule's ``sh:construct`` is parsed by rdflib
   ontology/modules/*.ttl); IRIs are individuals, literals stay literals (lexical form and datatype
   as written);
 - comparisons become swrlb:lessThan, lessThanOrEqual, greaterThan, greaterThanOrEqual, equal
-  (and notEqual);
+  (and notEqual), except ``?x = "string"`` (or ``= <iri>``) on a matched variable, which is term
+  equality in SPARQL and so goes into the pattern like a VALUES constant (Pellet then indexes it);
+  ``=`` on numbers stays swrlb:equal (SPARQL compares numbers by value: 105 = 105.0);
+- a variable shared by two data-property atoms is refused unless both range over xsd:string: SWRL
+  joins literals by value, SPARQL by term;
 - the focus node ``$this`` gets the shape's sh:targetClass as a class atom, as the SPARQL engines
   add ``$this a b12:Patient``;
 - findings: SWRL cannot mint the finding node ``?f`` (``BIND(IRI(CONCAT(STR($this), "...")))``),
   so "the patient has a finding of class X" is the patient's membership of the generated class
   ``<https://w3id.org/b12kg/swrl/Has_X>``. The head ``$this b12:hasFinding ?f . ?f a b12:X ;
   b12:about $this`` becomes ``Has_X(?this)``; the body ``$this b12:hasFinding ?g . ?g a b12:X``
-  becomes ``Has_X(?this)``. The other head triples that mention a minted node (provenance:
-  ``prov:wasGeneratedBy``, ``b12:usedResult``, ``b12:recommendsAction``, the rule application)
-  are dropped: SWRL is checked on which findings fire, not on provenance;
+  becomes ``Has_X(?this)``. The head also says which rule fired, ``fired/RULE(?this)``, so that
+  the template triples that depend on the patient alone (the rule application, a recommended
+  action) can be written back. The head triples that need other bindings (``b12:usedResult ?r``,
+  ``prov:wasDerivedFrom ?t``) are dropped: SWRL is checked on which findings fire, not on
+  provenance;
 - head triples without a minted node (``$this b12:inPopulation ?pop``, ``?r b12:satisfies ?thr``,
   ``$this b12:hasCauseCategory ?cat``) translate as they are.
 
@@ -47,7 +53,7 @@ from typing import Iterable
 
 import rdflib
 from rdflib import BNode, Literal, URIRef, Variable
-from rdflib.namespace import OWL, RDF, XSD
+from rdflib.namespace import OWL, RDF, RDFS, XSD
 from rdflib.plugins.sparql.parserutils import CompValue
 
 from .errors import RuleError
@@ -333,6 +339,8 @@ def _classify_head(template: Iterable[tuple], minted: dict) -> tuple[list, list,
 
 
 def _triple_atom(s, p, o, where: str) -> Atom:
+    if any(isinstance(x, BNode) for x in (s, p, o)):
+        raise Untranslatable(f"a blank node in the {where}")
     if not isinstance(p, URIRef):
         raise Untranslatable(f"a variable predicate ?{p} in the {where}")
     if p == RDF.type:
@@ -388,11 +396,10 @@ def _body(alt: _Alt, targets: tuple[URIRef, ...], minted: dict) -> tuple[list[At
         a = _triple_atom(s, p, o, "body")
         atoms.append(a)
         reads.add(("class", str(a.predicate)) if a.kind == "class" else ("prop", str(a.predicate)))
-    bound = set().union(*(_vars(a) for a in atoms)) if atoms else set()
-    if THIS in bound or THIS in {x for c in alt.conds for x in c[1:]}:
-        for c in targets:
-            atoms.insert(0, Atom("class", c, (THIS,)))
-            reads.add(("class", str(c)))
+    for c in targets:   # the focus node is an instance of the shape's target class
+        atoms.insert(0, Atom("class", c, (THIS,)))
+        reads.add(("class", str(c)))
+    _check_data_joins(atoms)
     for op, left, right in alt.conds:
         left, right = _subst(left, values), _subst(right, values)
         for x in (left, right):
@@ -400,6 +407,31 @@ def _body(alt: _Alt, targets: tuple[URIRef, ...], minted: dict) -> tuple[list[At
                 raise Untranslatable(f"a FILTER comparison with the IRI {_short(x)}")
         atoms.append(Atom("builtin", SWRLB[BUILTINS[op]], (left, right)))
     return atoms, reads
+
+
+@functools.lru_cache(maxsize=1)
+def _ranges() -> dict[URIRef, frozenset]:
+    from .kb import ontology_graph
+
+    g = ontology_graph()
+    out: dict = {}
+    for p, r in g.subject_objects(RDFS.range):
+        out.setdefault(p, set()).add(r)
+    return {p: frozenset(r) for p, r in out.items()}
+
+
+def _check_data_joins(atoms: list[Atom]) -> None:
+    """A variable shared by two data-property atoms joins by value in SWRL and by term in SPARQL:
+    the same for strings, not for numbers ("1"^^xsd:integer and "1.0"^^xsd:decimal). Refused
+    unless every such property ranges over xsd:string."""
+    uses: dict = {}
+    for a in atoms:
+        if a.kind == "data" and isinstance(a.args[1], Variable):
+            uses.setdefault(a.args[1], []).append(a.predicate)
+    for var, props in uses.items():
+        if len(props) > 1 and any(_ranges().get(p) != frozenset({XSD.string}) for p in props):
+            raise Untranslatable(f"?{var} joins values of {', '.join(_short(p) for p in props)}: SWRL compares them by "
+                                 "value, SPARQL by term, which differ unless both range over xsd:string")
 
 
 def _dedupe(atoms: Iterable[Atom]) -> tuple[Atom, ...]:
@@ -471,6 +503,9 @@ def translate(rule: Rule) -> Translation:
     if alg.name != "ConstructQuery":
         raise RuleError(f"rule {rule.id} is not a CONSTRUCT query")
     template = [tuple(t) for t in alg.template]
+    if any(isinstance(x, BNode) for t in template for x in t):
+        return Translation(rule.id, rule.order, (), frozenset(), frozenset(), frozenset(),
+                           reason="a blank node in the CONSTRUCT template: SWRL cannot create nodes")
     all_binds: list = []
     _collect_binds(alg.p, all_binds)
     minted_all = {v: (b, s) for v, b, s in all_binds}

@@ -3,39 +3,50 @@ Pellet through owlready2 0.49 (``sync_reasoner_pellet``; HermiT refuses SWRL bui
 Pellet of owlready2 0.50/0.51 fails on Java 17).
 
 What it computes: the findings of the rules in the SWRL subset (``swrl_subset()``), at patient
-level. SWRL cannot mint nodes, so a finding is the patient's membership of a generated class
-``<https://w3id.org/b12kg/swrl/Has_X>``; ``inferred_ntriples`` turns each back into the triples
-``<p> b12:hasFinding <p/finding/X> . <p/finding/X> a b12:X ; b12:about <p> .`` with the IRI the
-SPARQL rules mint, and nothing else: **no provenance** (no rule application, no results, cut-offs
-or findings used, no recommended action), so an explanation built on this output names the
-finding without its evidence. A finding code is *fully covered* when every rule producing it is in
-the subset (``swrl_subset()[1]``): for these codes the result equals the SPARQL engines'. A code
-only partly covered (VitaminB12Deficiency, RaisedMMA, InvestigateCauseOfIronDeficiency: a rule
-outside the subset also produces it) is reported when one of its monotone rules fires, and the
-SPARQL engines then report it too; it can be missing where they find it by another rule. Codes
-no subset rule produces (the closed-world ones) are never reported.
+level. SWRL cannot mint nodes, so "the patient has a finding X" is the patient's membership of a
+generated class ``<https://w3id.org/b12kg/swrl/Has_X>``, and "finding rule R fired for the patient"
+its membership of ``<https://w3id.org/b12kg/swrl/fired/R>``. ``inferred_ntriples`` turns these
+back into triples in the IRIs the SPARQL rules mint: ``<p> b12:hasFinding <p/finding/X>``,
+``<p/finding/X> a b12:X ; b12:about <p>``, and for each fired rule the part of its CONSTRUCT
+template that depends on the patient alone (``prov:wasGeneratedBy <p/finding/X/by/R>``, the rule
+application's ``b12:rule``, a ``b12:recommendsAction``). **Without provenance otherwise**: no
+results, cut-offs or earlier findings used (SWRL does not say which bindings fired a rule), and no
+derivation (populations, cut-offs met); an explanation built on this output names the finding
+and its rule but not its evidence.
 
-How it runs: for each batch of patients, a fresh ``owlready2.World()`` holds the rule-support
-part of the ontology (``rules.rule_support_graph()``), declarations of the classes, properties and
-individuals the SWRL rules name, the patients' triples that a SWRL rule body can match (no rule
-reads the others), and the SWRL rules as RDF. Pellet realizes it; the inferred memberships of the
-Has_X classes are read back from the world. Patients are split into batches (``batch_size``)
-because Pellet's rule network keeps every partial match: its memory grows with the patients of one
-run (measured about 7 MB per patient), not its answers.
+A finding code is *fully covered* when every rule producing it is in the subset
+(``swrl_subset()[1]``): for these codes the result equals the SPARQL engines'. A code only partly
+covered (VitaminB12Deficiency, RaisedMMA, InvestigateCauseOfIronDeficiency: a rule outside the
+subset also produces it) is reported when one of its monotone rules fires, and the SPARQL engines
+then report it too; it can be missing where they find it by another rule. Codes that only
+closed-world rules produce are never reported.
 
-Decimals: owlready2's own parsers turn an xsd:decimal literal into a Python float (so a long
-decimal would be rounded). This engine does not let them: it writes each literal into the
-quadstore with its lexical form as given, so the file Pellet reads holds the exact decimals, and
-Pellet compares xsd:decimal values as decimals (BigDecimal; integer against decimal by numeric
-promotion). The tests put values exactly at every cut-off (105 and 105.0 g/L, 0.28 umol/L,
-14.5 %, ages 0.5 ... 50, censored '<' and '>' values) through both engines.
+How it runs: for each batch of patients a fresh ``owlready2.World()`` holds the rule-support part
+of the ontology (``rules.rule_support_graph()``), declarations of the classes, properties and
+individuals the SWRL rules name (types only: no domains, ranges, functional properties or class
+axioms, so Pellet infers what the rules say and nothing the SPARQL engines would not), the
+patients' triples a SWRL rule body can match (no rule reads the others), and the SWRL rules as RDF.
+Pellet realizes it; the memberships of the generated classes are read back from the world.
+Patients go in batches (``batch_size``) because Pellet's rule network keeps every partial match:
+its memory grows by about 5 MB per patient of one run, its answers do not depend on the batch (no
+rule reads two patients).
+
+Decimals: owlready2's own parsers turn an xsd:decimal literal into a Python float. This engine does
+not let them: it writes each literal into the quadstore with its lexical form and datatype as
+given, so the file Pellet reads holds the exact decimals, and Pellet compares them exactly
+(tested: 104.99999999999999999 g/L is below 105, which a double cannot tell; integer cut-offs
+against decimal values by numeric promotion). The tests put values exactly at every cut-off
+(105 g/L, 10.5 g/dL, 0.28 umol/L, 14.5 %, ages 0.5 ... 50, censored '<' and '>') through this
+engine and the oxigraph engine. Beyond 18 fractional digits (which the loader accepts, e.g. ferritin
+0.5000000000000000001 ug/L) oxigraph's xsd:decimal cannot hold a value and every comparison with it
+fails, so there the two disagree and this engine is the exact one.
 
 The body order of each SWRL rule is chosen per run (``_ordered_rules``): it never changes what a
-rule derives, only how much Pellet stores. Pellet reorders the atoms itself (it groups them by
-shared variable, starting from the first atom), so what matters is the first atom: starting from
-the patients makes Pellet pair every result with every cut-off before any filter (2.7 GB for
-20 patients, measured), starting from the most selective knowledge-base atom (a cut-off
-criterion, an age band, a threshold role) does not (0.4 GB).
+rule derives, only how much Pellet stores. Pellet regroups the atoms itself (by shared variable,
+from the first atom on), so what matters is the first atom: starting from the patients makes
+Pellet pair every result with every cut-off before any filter (2.7 GB for 20 patients, measured),
+starting from the most selective knowledge-base atom (a cut-off criterion, an age band, a
+threshold role) does not (0.4 GB).
 """
 
 from __future__ import annotations
@@ -270,7 +281,8 @@ def _java_message(exc: Exception) -> str:
     return " ".join(lines)[:2000]
 
 
-def _run(triples: list, patients: list, *, keep_file: bool) -> dict[str, tuple[set[str], set[str]]]:
+def _run(triples: list, patients: list, *, keep_file: bool,
+         derived: set | None = None) -> dict[str, tuple[set[str], set[str]]]:
     import owlready2
     import owlready2.reasoning
 
@@ -288,8 +300,8 @@ def _run(triples: list, patients: list, *, keep_file: bool) -> dict[str, tuple[s
             _load(world, triples)
             _load(world, tuple(swrl_graph(rules)))
             try:
-                owlready2.sync_reasoner_pellet(world, infer_property_values=False, infer_data_property_values=False,
-                                               debug=0, keep_tmp_file=keep_file)
+                owlready2.sync_reasoner_pellet(world, infer_property_values=derived is not None,
+                                               infer_data_property_values=False, debug=0, keep_tmp_file=keep_file)
             except owlready2.OwlReadyInconsistentOntologyError as exc:  # no rule here can cause one
                 raise B12kgError(f"Pellet found the patient data inconsistent: {_java_message(exc)}") from None
             except owlready2.OwlReadyJavaError as exc:
@@ -303,6 +315,14 @@ def _run(triples: list, patients: list, *, keep_file: bool) -> dict[str, tuple[s
                     subj = world._unabbreviate(s)
                     if subj in out:
                         out[subj][0 if kind == "code" else 1].add(name)
+            if derived is not None:
+                kinds = _vocabulary()[2]
+                for prop in _vocabulary()[3]:
+                    storid = world._abbreviate(str(prop), False)
+                    if storid is None or kinds.get(prop) != "object":
+                        continue
+                    for s_, o_ in world.graph.execute("SELECT DISTINCT s, o FROM objs WHERE p=?", (storid,)):
+                        derived.add((world._unabbreviate(s_), str(prop), world._unabbreviate(o_)))
         finally:
             owlready2.reasoning.JAVA_MEMORY = saved_memory
             if saved_options is None:
@@ -325,6 +345,19 @@ def reason(ntriples: str, *, batch_size: int = BATCH_SIZE, keep_file: bool = Fal
     for ts, ps in _batches(triples, patients, batch_size):
         if ps:
             out.update(_run(ts, ps, keep_file=keep_file))
+    return out
+
+
+def derived_triples(ntriples: str, *, batch_size: int = BATCH_SIZE) -> set[tuple[str, str, str]]:
+    """The object-property values the SWRL rules derive (b12:inPopulation, b12:satisfies,
+    b12:doesNotSatisfy, b12:hasCauseCategory: the derivations, which findings do not all show),
+    as (subject, predicate, object) IRIs; Pellet run with ``infer_property_values`` (slower)."""
+    _check_java()
+    triples, patients = _patient_triples(ntriples)
+    out: set = set()
+    for ts, ps in _batches(triples, patients, batch_size):
+        if ps:
+            _run(ts, ps, keep_file=False, derived=out)
     return out
 
 
