@@ -29,6 +29,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import sys
 import uuid
@@ -52,6 +53,10 @@ PATIENT_CLASS = "https://w3id.org/b12kg/Patient"
 
 class Truncated(B12kgError):
     """The store cut an answer at its row limit."""
+
+
+class _Deadlock(B12kgError):
+    """The store refused a request as deadlocked with another; it may be sent again."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,7 +94,6 @@ def findings_query(graphs: tuple[str, ...], *, count: bool = False) -> str:
     """queries/report/findings-evidence.rq with FROM clauses naming ``graphs`` after its SELECT
     clause: its default graph is their merge, as the embedded engine's default graph is. With
     ``count``, the same query counting its rows (to tell a complete answer from a cut one)."""
-    import re
 
     from ..api import query_text
     from .engine import FINDINGS_QUERY_NAME
@@ -266,8 +270,23 @@ class Endpoint:
     def _http(self, what: str, url: str, data: bytes | None, headers: dict[str, str], method: str = "POST",
               params: dict[str, str] | None = None) -> tuple[bytes, dict[str, str]]:
         """(body, headers) of one request; every failure is a B12kgError naming the URL and the
-        HTTP status, never the password. A partial answer (Virtuoso's X-SQL-State, sent when an
-        "anytime" query ran out of time) is a failure too."""
+        HTTP status, never the password. A partial answer (Virtuoso's X-SQL-State other than
+        00000, sent when an "anytime" query ran out of time) is a failure too. A request the store
+        refused as deadlocked (two workers writing at once) is sent again, up to 4 times in all:
+        every request b12kg sends is idempotent (set semantics, no blank nodes in what it loads)."""
+        import time
+
+        for attempt in range(4):
+            try:
+                return self._http_once(what, url, data, headers, method, params)
+            except _Deadlock:
+                if attempt == 3:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _http_once(self, what: str, url: str, data: bytes | None, headers: dict[str, str], method: str,
+                   params: dict[str, str] | None) -> tuple[bytes, dict[str, str]]:
         full = url + (("&" if "?" in url else "?") + urlencode(params, quote_via=quote) if params else "")
         req = Request(full, data=data, headers=headers, method=method)
         try:
@@ -285,7 +304,7 @@ class Endpoint:
             raise B12kgError(f"{what} at {url}: cannot connect ({reason})") from None
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
             raise B12kgError(f"{what} at {url}: {type(exc).__name__}: {exc}") from None
-        if headers.get("x-sql-state"):
+        if headers.get("x-sql-state", "00000").strip() not in ("", "00000"):
             raise B12kgError(f"{what} at {url}: the store sent a partial answer (X-SQL-State {headers['x-sql-state']}: "
                              f"{headers.get('x-sql-message', '')}); raise its time limits (docs/remote-store.md)")
         return body, headers
@@ -299,7 +318,8 @@ class Endpoint:
             detail = detail.replace(self.password, "***")
         if 300 <= exc.code < 400:
             detail = f"redirected to {exc.headers.get('Location')}; give that URL instead"
-        raise B12kgError(f"{what} at {url}: HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")) from None
+        cls = _Deadlock if re.search(r"\bSR172\b|\b40001\b|deadlock", detail, re.I) else B12kgError
+        raise cls(f"{what} at {url}: HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")) from None
 
     def run_update(self, text: str, what: str = "SPARQL update") -> None:
         self._http(what, self.update_url, urlencode({"update": text}).encode("utf-8"),
