@@ -94,7 +94,6 @@ def findings_query(graphs: tuple[str, ...], *, count: bool = False) -> str:
     """queries/report/findings-evidence.rq with FROM clauses naming ``graphs`` after its SELECT
     clause: its default graph is their merge, as the embedded engine's default graph is. With
     ``count``, the same query counting its rows (to tell a complete answer from a cut one)."""
-
     from ..api import query_text
     from .engine import FINDINGS_QUERY_NAME
 
@@ -119,8 +118,9 @@ def inferred_query(inferred: str, *, count: bool = False) -> str:
 
 def pieces(ntriples: str, limit: int, max_lines: int = 1000) -> list[str]:
     """N-Triples split at line ends into pieces of at most ``limit`` bytes and ``max_lines``
-    triples (a longer line is a piece of its own). Lines with blank nodes all go into the first piece, so that a blank node
-    is one node: each INSERT DATA request has its own blank-node scope."""
+    triples (a longer line is a piece of its own). Lines with blank nodes all go into the first
+    piece, so that a blank node stays one node: each INSERT DATA request has its own blank-node
+    scope. (b12kg's own data has none: patients are IRIs, the knowledge base is skolemised.)"""
     lines = [ln for ln in ntriples.splitlines() if ln.strip()]
     blank = [ln for ln in lines if "_:" in ln]
     other = [ln for ln in lines if "_:" not in ln]
@@ -195,12 +195,16 @@ def _check_url(url: str | None, what: str) -> None:
         return
     if not isinstance(url, str) or not url:
         raise B12kgError(f"{what} endpoint: no URL given")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise B12kgError(f"{what} endpoint {url!r}: not an http:// or https:// URL")
-    if parts.username is not None or parts.password is not None:
-        raise B12kgError(f"{what} endpoint for host {parts.hostname}: the URL holds credentials; "
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise B12kgError(f"{what} endpoint: {url.split('@')[-1]!r} is not a URL") from None
+    if "@" in parts.netloc:
+        raise B12kgError(f"{what} endpoint for host {host}: the URL holds credentials; "
                          f"give --user and the name of an environment variable with --password-env instead")
+    if parts.scheme not in ("http", "https") or not host:
+        raise B12kgError(f"{what} endpoint {url!r}: not an http:// or https:// URL")
     if parts.fragment:
         raise B12kgError(f"{what} endpoint {url!r}: a URL with a #fragment")
 
