@@ -180,8 +180,16 @@ def strata() -> list[tuple[int, tuple[Rule, ...]]]:
 
 
 def _walk(node, triples: list, values: list) -> None:
-    """Collect the triple patterns and the VALUES rows of a translated rdflib algebra tree."""
+    """Collect the triple patterns and the value rows (VALUES, and FILTER (?x IN (...)) with
+    constants) of a translated rdflib algebra tree."""
     if isinstance(node, dict):
+        if getattr(node, "name", None) in ("Builtin_EXISTS", "Builtin_NOTEXISTS") and "graph" in node.__dict__:
+            # rdflib keeps the translated pattern as an attribute (the dict entry is the parse tree)
+            _walk(node.__dict__["graph"], triples, values)
+            return
+        if getattr(node, "name", None) == "RelationalExpression" and node.get("op") == "IN" \
+                and isinstance(node.get("expr"), rdflib.Variable) and isinstance(node.get("other"), list):
+            values.extend({node["expr"]: t} for t in node["other"] if isinstance(t, rdflib.URIRef))
         for k, v in node.items():
             if k == "triples" and isinstance(v, list):
                 triples.extend(t for t in v if isinstance(t, tuple) and len(t) == 3)
@@ -309,6 +317,24 @@ def _skip_token(text: str, i: int) -> int:
     return len(text) if j == -1 else j + len(q)
 
 
+def _filters_are_local(block: str) -> bool:
+    """True when every FILTER of a block reads only variables the block's own patterns bind: then
+    the block means the same evaluated alone (MINUS) as with the outer bindings (NOT EXISTS)."""
+    filters = []
+    rest = block
+    for m in list(re.finditer(r"\bFILTER\s*\(", block, re.I))[::-1]:
+        depth, i = 0, m.end() - 1
+        while i < len(block):
+            depth += {"(": 1, ")": -1}.get(block[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        filters.append(block[m.start():i + 1])
+        rest = rest[:m.start()] + rest[i + 1:]
+    bound = set(re.findall(r"[?$]\w+", rest))
+    return all(set(re.findall(r"[?$]\w+", f)) <= bound for f in filters)
+
+
 def set_at_a_time_bodies(rule: "Rule") -> list[str]:
     """The WHERE bodies of the linear form of a rule (see above): one per UNION branch, with
     NOT EXISTS as MINUS at the end."""
@@ -322,7 +348,7 @@ def set_at_a_time_bodies(rule: "Rule") -> list[str]:
         kind, text = items[k]
         if kind == "notexists":
             shared = {v[1:] for v in re.findall(r"[?$]\w+", text)} & (outer_vars | {"this"})
-            if re.search(r"\b(FILTER|BIND)\b", text, re.I) or not shared:
+            if re.search(r"\bBIND\b", text, re.I) or not shared or not _filters_are_local(text):
                 raise RuleError(f"rule {rule.id}: NOT EXISTS block cannot be rewritten as MINUS")
             minus.append(text)
             k += 1

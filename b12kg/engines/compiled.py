@@ -72,6 +72,17 @@ def _split_and(expr) -> list:
     return [expr]
 
 
+def exists_graph(node):
+    """The translated graph pattern of an EXISTS / NOT EXISTS. rdflib keeps it as an attribute;
+    the dict entry of the same name is the parse tree, whose FILTERs the translation moved out."""
+    graph = node.__dict__.get("graph")
+    if graph is None:
+        from rdflib.plugins.sparql.algebra import translateGroupGraphPattern
+
+        graph = translateGroupGraphPattern(node["graph"])
+    return graph
+
+
 def normalise(node) -> list[Conj]:
     name = getattr(node, "name", None)
     if name in ("Project", "ConstructQuery", "SelectQuery"):
@@ -92,13 +103,14 @@ def normalise(node) -> list[Conj]:
         out = []
         for c in normalise(node["p"]):
             for part in _split_and(node["expr"]):
+                if (getattr(part, "name", None) == "RelationalExpression" and part["op"] == "IN"
+                        and isinstance(part["expr"], Variable)
+                        and all(isinstance(t, URIRef) for t in part["other"])):
+                    # FILTER (?x IN (<a>, <b>)) over constants: the values ?x may take
+                    c.values.append([{part["expr"]: t} for t in part["other"]])
+                    continue
                 if getattr(part, "name", None) == "Builtin_NOTEXISTS":
-                    graph = part["graph"]
-                    if getattr(graph, "name", None) in ("GroupGraphPatternSub", "GroupOrUnionGraphPattern"):
-                        from rdflib.plugins.sparql.algebra import translateGroupGraphPattern
-
-                        graph = translateGroupGraphPattern(graph)
-                    c.notexists.append(normalise(graph))
+                    c.notexists.append(normalise(exists_graph(part)))
                 else:
                     c.filters.append(part)
             out.append(c)
