@@ -42,18 +42,30 @@ def query_text(name: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Reading records
 # ---------------------------------------------------------------------------------------------
+def read_bytes(p: Path) -> bytes:
+    """The bytes of an input file, refused (InputError naming the file) when it cannot be read
+    (missing, a folder, no permission) or is over MAX_INPUT_BYTES, which is told from its size
+    before reading and enforced while reading (a device or a growing file reports no true size)."""
+    try:
+        size = p.stat().st_size
+        if size <= MAX_INPUT_BYTES:
+            with open(p, "rb") as fh:
+                data = fh.read(MAX_INPUT_BYTES + 1)
+            size = max(size, len(data))
+    except OSError as exc:
+        raise InputError([Issue("file", str(p), f"cannot be read: {exc.strerror or exc}")]) from None
+    if size > MAX_INPUT_BYTES:
+        raise InputError([Issue("file", str(p), f"is {size}{'+' if size == MAX_INPUT_BYTES + 1 else ''} bytes, "
+                                f"over the {MAX_INPUT_BYTES} byte limit for one record")])
+    return data
+
+
 def read_file(path: str | Path) -> Any:
     """Parse a YAML or JSON file (safely: no YAML tags, decimals exact)."""
     import yaml
 
     p = Path(path)
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise InputError([Issue("file", str(p), f"cannot be read: {exc.strerror or exc}")]) from None
-    if size > MAX_INPUT_BYTES:
-        raise InputError([Issue("file", str(p), f"is {size} bytes, over the {MAX_INPUT_BYTES} byte limit for one record")])
-    text = p.read_bytes()
+    text = read_bytes(p)
     suffix = p.suffix.lower()
     try:
         if suffix == ".json":

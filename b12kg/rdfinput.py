@@ -93,7 +93,9 @@ def record_from_rdf_file(path: Path, *, profile: str | None = None) -> PatientRe
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError([Issue("file", str(path), "is not .ttl, .nt or .jsonld (RDF/XML is not read)")])
-    return record_from_graph(parse_rdf(path.read_bytes(), fmt, source=str(path)), source=str(path), profile=profile)
+    from .api import read_bytes  # the same size limit and read errors as every input file
+
+    return record_from_graph(parse_rdf(read_bytes(path), fmt, source=str(path)), source=str(path), profile=profile)
 
 
 def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: str | None = None) -> PatientRecord:

@@ -64,3 +64,70 @@ def test_twenty_significant_digits_are_still_read_exactly():
     assert "LowFerritin" in a.codes
     a = b12kg.assess(_ferritin("30.000000000000000000"))     # trailing zeros are not significant
     assert "LowFerritin" not in a.codes
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: size, unreadable paths
+# ---------------------------------------------------------------------------------------------
+def _bounded_call(fn, *, seconds: float, megabytes: float):
+    """Run fn; return (its InputError, peak Python allocation in MB), asserting both bounds."""
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(InputError) as exc:
+            fn()
+        elapsed = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert elapsed < seconds, elapsed
+    assert peak < megabytes, peak
+    return exc.value, peak
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json", ".ttl", ".nt", ".jsonld"])
+def test_input_over_100_mb_is_refused_by_its_size_without_reading_it(tmp_path, suffix):
+    from b12kg.api import MAX_INPUT_BYTES
+
+    p = tmp_path / f"huge{suffix}"
+    with open(p, "wb") as fh:               # sparse: 101 MiB on paper, nothing on disk
+        fh.write(b"id: x\n" if suffix == ".yaml" else b"{")
+        fh.truncate(MAX_INPUT_BYTES + 2**20)
+    err, _ = _bounded_call(lambda: b12kg.load_record(p), seconds=2.0, megabytes=20)
+    assert err.issues[0].field == "file" and "byte limit" in str(err) and str(p) in str(err)
+    err, _ = _bounded_call(lambda: b12kg.assess(p), seconds=2.0, megabytes=20)
+    assert "byte limit" in str(err)
+
+
+def test_input_over_100_mb_written_for_real_is_refused_quickly(tmp_path):
+    from b12kg.api import MAX_INPUT_BYTES
+
+    p = tmp_path / "real.ttl"
+    line = b"<urn:a> <urn:b> \"" + b"x" * 1000 + b"\" .\n"
+    with open(p, "wb") as fh:
+        for _ in range(MAX_INPUT_BYTES // len(line) + 1000):
+            fh.write(line)
+    err, _ = _bounded_call(lambda: b12kg.assess(p), seconds=2.0, megabytes=20)
+    assert "byte limit" in str(err)
+
+
+@pytest.mark.parametrize("name", ["folder.yaml", "folder.json", "folder.ttl", "missing.yaml", "missing.ttl", "missing.jsonld"])
+def test_unreadable_paths_are_refused_naming_the_file(tmp_path, name):
+    p = tmp_path / name
+    if name.startswith("folder"):
+        p.mkdir()
+    with pytest.raises(InputError) as exc:
+        b12kg.assess(p)
+    assert exc.value.issues[0].field == "file" and "cannot be read" in str(exc.value)
+
+
+def test_a_device_without_a_true_size_is_read_only_up_to_the_limit(monkeypatch, tmp_path):
+    import b12kg.api as api
+
+    monkeypatch.setattr(api, "MAX_INPUT_BYTES", 1000)
+    p = tmp_path / "dev.yaml"
+    p.symlink_to("/dev/zero")                # stat says 0 bytes; reading never ends
+    err, _ = _bounded_call(lambda: b12kg.load_record(p), seconds=2.0, megabytes=5)
+    assert "byte limit" in str(err)
