@@ -50,7 +50,15 @@ def read_bytes(p: Path) -> bytes:
         size = p.stat().st_size
         if size <= MAX_INPUT_BYTES:
             with open(p, "rb") as fh:
-                data = fh.read(MAX_INPUT_BYTES + 1)
+                data = fh.read(size + 1)      # read(n) allocates n bytes: ask for what stat says
+                if len(data) > size:          # it said too little: read on, up to the limit
+                    buf = bytearray(data)
+                    while len(buf) <= MAX_INPUT_BYTES:
+                        more = fh.read(min(1 << 20, MAX_INPUT_BYTES + 1 - len(buf)))
+                        if not more:
+                            break
+                        buf += more
+                    data = bytes(buf)
             size = max(size, len(data))
     except OSError as exc:
         raise InputError([Issue("file", str(p), f"cannot be read: {exc.strerror or exc}")]) from None
