@@ -68,8 +68,47 @@ def read_bytes(p: Path) -> bytes:
     return data
 
 
+MAX_DEPTH = 64            # levels of nesting in one record (a case record has 4, a FHIR Bundle about 10)
+MAX_INT_DIGITS = 64       # digits of an integer (Python refuses to print one of over 4300)
+
+
+@functools.lru_cache(maxsize=1)
+def _yaml_loader():
+    """yaml.SafeLoader (no tags beyond the YAML core ones), and: no aliases (a record needs none,
+    and ten lines of nested aliases expand to a billion values), at most MAX_DEPTH levels of
+    nesting (deeper raised RecursionError), integers of at most MAX_INT_DIGITS digits. Each
+    refusal carries the line and column where it happened."""
+    import yaml
+    from yaml.composer import ComposerError
+    from yaml.constructor import ConstructorError
+
+    class RecordLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                raise ComposerError(None, None, f"the alias *{event.anchor} is not read: b12kg reads no YAML "
+                                    "aliases; write the value out", event.start_mark)
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+        def construct_yaml_int(self, node):
+            if len(node.value) > MAX_INT_DIGITS:
+                raise ConstructorError(None, None, f"an integer of more than {MAX_INT_DIGITS} digits", node.start_mark)
+            return super().construct_yaml_int(node)
+
+    RecordLoader.add_constructor("tag:yaml.org,2002:int", RecordLoader.construct_yaml_int)
+    return RecordLoader
+
+
 def read_file(path: str | Path) -> Any:
-    """Parse a YAML or JSON file (safely: no YAML tags, decimals exact)."""
+    """Parse a YAML or JSON file (safely: no YAML tags, no aliases, bounded nesting, decimals exact)."""
     import yaml
 
     p = Path(path)
@@ -80,7 +119,7 @@ def read_file(path: str | Path) -> Any:
             from .fhir import load_json
 
             return load_json(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader())
     except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError, RecursionError
         where = ""
         mark = getattr(exc, "problem_mark", None)

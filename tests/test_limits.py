@@ -131,3 +131,70 @@ def test_a_device_without_a_true_size_is_read_only_up_to_the_limit(monkeypatch, 
     p.symlink_to("/dev/zero")                # stat says 0 bytes; reading never ends
     err, _ = _bounded_call(lambda: b12kg.load_record(p), seconds=2.0, megabytes=5)
     assert "byte limit" in str(err)
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML: aliases, nesting, integers (refused while parsing, at a line and column)
+# ---------------------------------------------------------------------------------------------
+def _laughs(levels: int) -> str:
+    """Nested YAML aliases: `levels` lines that expand to 10**(levels + 1) values."""
+    names = [f"l{i}" for i in range(levels + 1)]
+    text = f"{names[0]}: &{names[0]} [x, x, x, x, x, x, x, x, x, x]\n"
+    for prev, name in zip(names, names[1:]):
+        text += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]\n"
+    return text
+
+
+@pytest.mark.parametrize("where", ["top", "value", "context"])
+def test_yaml_alias_bomb_is_refused_at_once(tmp_path, where):
+    # Before: nested aliases were expanded when the refusal message printed the value (10**9
+    # values: three minutes and 5 GB); as unknown top-level keys they were silently accepted.
+    tail = {"top": "", "value": "id: x\nobservations: {ferritin: {value: *l6, unit: ug/L}}\n",
+            "context": "id: x\ncontext: *l6\n"}[where]
+    p = tmp_path / "bomb.yaml"
+    p.write_text(_laughs(6) + tail, encoding="utf-8")
+    err, _ = _bounded_call(lambda: b12kg.load_record(p), seconds=1.0, megabytes=20)
+    assert "alias" in str(err) and "line 2, column" in str(err)
+
+
+def test_yaml_alias_of_a_plain_value_is_refused_too(tmp_path):
+    p = tmp_path / "alias.yaml"
+    p.write_text("id: &i x\npatient: {sex: male, age_years: 50}\nobservations: {ferritin: {value: 5, unit: ug/L}}\n"
+                 "context: [*i]\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 4, column 11: the alias \*i is not read"):
+        b12kg.load_record(p)
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000 + "]" * 100_000,                                   # 10**5 levels (was RecursionError, no place)
+    "id: x\nobservations: {ferritin: {unit: ug/L, value: " + "[" * 900 + "]" * 900 + "}}\n",
+    "".join(" " * i + "- \n" for i in range(5000)),                  # block style
+])
+def test_deeply_nested_yaml_is_refused_at_a_line_and_column(tmp_path, text):
+    p = tmp_path / "deep.yaml"
+    p.write_text(text, encoding="utf-8")
+    err, _ = _bounded_call(lambda: b12kg.load_record(p), seconds=3.0, megabytes=200)
+    assert "nested deeper than 64 levels" in str(err) and "at line" in str(err)
+
+
+def test_yaml_integer_of_100000_digits_is_refused_at_its_place(tmp_path):
+    p = tmp_path / "int.yaml"
+    p.write_text("id: x\nobservations: {ferritin: {unit: ug/L, value: " + "1" * 100_000 + "}}\n", encoding="utf-8")
+    err, _ = _bounded_call(lambda: b12kg.load_record(p), seconds=2.0, megabytes=50)
+    assert "line 2, column 46: an integer of more than 64 digits" in str(err)
+
+
+def test_reading_a_small_record_allocates_about_its_size(tmp_path):
+    # Before: every input was read with FileIO.read(100 MB + 1), which allocates that much first.
+    import tracemalloc
+
+    p = tmp_path / "small.yaml"
+    p.write_text("id: x\nobservations: {ferritin: {value: 5, unit: ug/L}}\n", encoding="utf-8")
+    b12kg.load_record(p)
+    tracemalloc.start()
+    try:
+        b12kg.load_record(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20, peak
