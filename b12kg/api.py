@@ -17,7 +17,7 @@ from .errors import B12kgError, InputError, Issue
 from .model import Assessment, Evidence, Finding, RuleRef, Threshold
 from .paths import query_path
 from .rdfpatient import DEFAULT_BASE, patient_iri, record_to_ntriples
-from .record import PatientRecord, record_from_case, with_profile
+from .record import MAX_DEPTH, MAX_INT_DIGITS, PatientRecord, record_from_case, with_profile
 
 ENGINES = ("oxigraph", "pyshacl", "swrl", "compiled")
 MAX_INPUT_BYTES = 100 * 1024 * 1024
@@ -68,8 +68,6 @@ def read_bytes(p: Path) -> bytes:
     return data
 
 
-MAX_DEPTH = 64            # levels of nesting in one record (a case record has 4, a FHIR Bundle about 10)
-MAX_INT_DIGITS = 64       # digits of an integer (Python refuses to print one of over 4300)
 
 
 @functools.lru_cache(maxsize=1)
@@ -122,13 +120,18 @@ def read_file(path: str | Path) -> Any:
         return yaml.load(text, Loader=_yaml_loader())
     except Exception as exc:  # yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError, RecursionError
         where = ""
+        problem = getattr(exc, "problem", None) or getattr(exc, "msg", None)
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         elif getattr(exc, "lineno", None):
             where = f" at line {exc.lineno}, column {exc.colno}"
+        elif isinstance(exc, UnicodeDecodeError):
+            where, problem = f" at byte {exc.start}", f"{exc.reason} ({exc.encoding})"
+        elif isinstance(getattr(exc, "position", None), int):   # yaml.reader.ReaderError
+            where, problem = f" at character {exc.position}", getattr(exc, "reason", None)
         raise InputError([Issue("file", str(p), f"is not valid {'JSON' if suffix == '.json' else 'YAML'}{where}: "
-                                f"{getattr(exc, 'problem', None) or getattr(exc, 'msg', None) or exc.__class__.__name__}")]) from None
+                                f"{problem or exc.__class__.__name__}")]) from None
 
 
 def load_record(source: Any, *, profile: str | None = None, base_dir: Path | None = None) -> PatientRecord:

@@ -16,12 +16,13 @@ with fhir.resources (the R4B models, which for Bundle, Patient and Observation r
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any, Mapping
 
 from .errors import InputError, Issue
 from .kb import vocabulary
-from .record import PatientRecord, Result, _finish, add_notes, exact_age, normalise_result
+from .record import MAX_DEPTH, MAX_INT_DIGITS, PatientRecord, Result, _finish, add_notes, exact_age, normalise_result
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -34,8 +35,41 @@ def is_bundle(data: Any) -> bool:
 
 
 def load_json(text: str | bytes) -> Any:
-    """JSON with decimals kept exact (FHIR decimals are decimals)."""
-    return json.loads(text, parse_float=Decimal)
+    """JSON with decimals kept exact (FHIR decimals are decimals). An integer of more than
+    MAX_INT_DIGITS digits is read as a Decimal (Python refuses to read it as an int, with no
+    place in the error), so the record's checks refuse it naming its field; nesting too deep for
+    the parser is a JSONDecodeError at the line and column where it passes MAX_DEPTH levels."""
+    try:
+        return json.loads(text, parse_float=Decimal, parse_int=_json_int)
+    except RecursionError:
+        doc = text if isinstance(text, str) else text.decode(json.detect_encoding(text), "replace")
+        raise json.JSONDecodeError(f"nested deeper than {MAX_DEPTH} levels", doc, _too_deep(doc, MAX_DEPTH)) from None
+
+
+def _json_int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= MAX_INT_DIGITS else Decimal(text)
+
+
+_JSON_TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
+
+
+def _too_deep(doc: str, limit: int) -> int:
+    """The index where JSON text first opens more than ``limit`` arrays and objects (0 if never)."""
+    depth = 0
+    in_string = False
+    for m in _JSON_TOKENS.finditer(doc):
+        c = m.group()
+        if in_string:
+            in_string = c != '"'
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            if depth > limit:
+                return m.start()
+        elif c in "]}":
+            depth -= 1
+    return 0
 
 
 def _pydantic_issues(exc: Exception) -> list[Issue]:

@@ -54,8 +54,10 @@ def _remote_contexts(node: Any, path: str = "") -> list[str]:
 def parse_rdf(data: str | bytes, fmt: str, *, source: str | None = None) -> rdflib.Graph:
     """Parse RDF text with no network access."""
     if fmt == "json-ld":
+        from .fhir import load_json
+
         try:
-            doc = json.loads(data)
+            doc = load_json(data)
         except (ValueError, RecursionError) as exc:
             raise InputError([Issue("document", source, f"is not valid JSON: {exc}")], source=source) from None
         remote = _remote_contexts(doc)

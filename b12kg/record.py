@@ -24,6 +24,8 @@ MAX_AGE = Decimal(150)
 MAX_GESTATIONAL_WEEKS = Decimal(45)
 MAX_RESULTS_PER_RECORD = 10_000
 MAX_DIGITS = 20          # significant digits of a number b12kg reads
+MAX_DEPTH = 64           # levels of nesting in one record (a case record has 4, a FHIR Bundle about 10)
+MAX_INT_DIGITS = 64      # digits of an integer in a record (Python refuses to print one of over 4300)
 MAX_MAGNITUDE = 20       # numbers from 1e-20 to under 1e21 (adjusted exponent), and 0
 _RESULT_FIELDS = frozenset({"value", "unit", "ref_high", "time", "comparator"})
 

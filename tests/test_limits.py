@@ -4,6 +4,7 @@ InputError that names where the problem is."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -198,3 +199,37 @@ def test_reading_a_small_record_allocates_about_its_size(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 5 * 2**20, peak
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON: nesting and integers
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".json", ".jsonld"])
+@pytest.mark.parametrize("opener,closer", [("[", "]"), ('{"a":', "}")])
+def test_json_nested_100000_levels_is_refused_at_a_line_and_column(tmp_path, suffix, opener, closer):
+    # Before: "is not valid JSON: RecursionError", with no place.
+    p = tmp_path / f"deep{suffix}"
+    p.write_text("\n" + opener * 100_000 + "1" + closer * 100_000, encoding="utf-8")
+    err, _ = _bounded_call(lambda: b12kg.assess(p), seconds=3.0, megabytes=100)
+    assert "nested deeper than 64 levels" in str(err)
+    assert re.search(r"line 2,? column \d+", str(err)), str(err)
+
+
+def test_json_integer_of_100000_digits_is_refused_naming_its_field(tmp_path):
+    # Before: "is not valid JSON: ValueError" (Python's int-string limit), with no place.
+    p = tmp_path / "int.json"
+    p.write_text('{"id": "x", "observations": {"ferritin": {"unit": "ug/L", "value": ' + "1" * 100_000 + "}}}",
+                 encoding="utf-8")
+    err, _ = _bounded_call(lambda: b12kg.assess(p), seconds=2.0, megabytes=50)
+    assert [i.field for i in err.issues] == ["observations.ferritin.value"]
+
+
+def test_json_with_bytes_that_are_not_utf8_names_the_byte(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_bytes(b'{"id": "\xff"}')
+    with pytest.raises(InputError, match=r"at byte 8: invalid start byte"):
+        b12kg.assess(p)
+    p = tmp_path / "bad.yaml"
+    p.write_bytes(b"id: \xff\n")
+    with pytest.raises(InputError, match=r"at character 4: invalid start byte"):
+        b12kg.assess(p)
