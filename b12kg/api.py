@@ -155,9 +155,54 @@ def load_record(source: Any, *, profile: str | None = None, base_dir: Path | Non
     raise InputError([Issue("record", type(source).__name__, "is not a record, a mapping or a file path")])
 
 
+MAX_VALUES = 2_000_000     # values in one record, counted each time they are reached
+
+
+def check_structure(data: Any, *, source: str | None = None) -> None:
+    """Refuse, naming the path, a parsed record that nests deeper than MAX_DEPTH levels, holds
+    more than MAX_VALUES values (a value shared by several parents, as a Python structure can
+    share them, counts each time) or an integer of more than MAX_INT_DIGITS digits: walked
+    without recursion, before anything reads, prints or recurses into it."""
+    big = 10 ** MAX_INT_DIGITS
+    stack: list = [(data, None, 0)]
+    seen = 0
+    while stack:
+        node, trail, depth = stack.pop()
+        seen += 1
+        problem = None
+        if depth > MAX_DEPTH:
+            problem = f"is nested deeper than {MAX_DEPTH} levels"
+        elif seen > MAX_VALUES:
+            problem = f"is where the record passes {MAX_VALUES} values, more than one record can hold"
+        elif isinstance(node, int) and not isinstance(node, bool) and not -big < node < big:
+            problem = f"is an integer of more than {MAX_INT_DIGITS} digits"
+        elif isinstance(node, Mapping):
+            for k, v in node.items():
+                if isinstance(k, int) and not isinstance(k, bool) and not -big < k < big:
+                    raise InputError([Issue(_path((k, trail)), None, f"is a key: an integer of more than "
+                                            f"{MAX_INT_DIGITS} digits")], source=source)
+                stack.append((v, (k, trail), depth + 1))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, (i, trail), depth + 1) for i, v in enumerate(node))
+        if problem:
+            raise InputError([Issue(_path(trail), None, problem)], source=source)
+
+
+def _path(trail) -> str:
+    """'observations.ferritin[2].value' from the linked (key, parent) trail of a value."""
+    parts: list[str] = []
+    while trail is not None:
+        key, trail = trail
+        if isinstance(key, int) and not isinstance(key, bool) and key.bit_length() > 200:
+            key = f"<an integer of {key.bit_length()} bits>"
+        parts.append(f"[{key}]" if isinstance(key, int) and not isinstance(key, bool) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".") or "record"
+
+
 def _from_mapping(data: Mapping, *, profile: str | None, base_dir: Path | None, source: str | None) -> PatientRecord:
     from .fhir import is_bundle, record_from_bundle
 
+    check_structure(data, source=source)
     if is_bundle(data):
         return record_from_bundle(data, source=source, profile=profile or "default")
     if "input" in data:

@@ -233,3 +233,72 @@ def test_json_with_bytes_that_are_not_utf8_names_the_byte(tmp_path):
     p.write_bytes(b"id: \xff\n")
     with pytest.raises(InputError, match=r"at character 4: invalid start byte"):
         b12kg.assess(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Records given as Python structures (the API) and JSON nested less than the parser's limit
+# ---------------------------------------------------------------------------------------------
+def _nested(levels: int, leaf=1):
+    root: list = []
+    cur = root
+    for _ in range(levels - 1):
+        nxt: list = []
+        cur.append(nxt)
+        cur = nxt
+    cur.append(leaf)
+    return root
+
+
+@pytest.mark.parametrize("where", ["id", "value", "context", "patient", "bundle"])
+def test_python_structure_nested_100000_levels_is_refused_naming_the_path(where):
+    # Before: RecursionError while the refusal message printed the value.
+    deep = _nested(100_000)
+    rec = _ferritin(5)
+    field = {"id": "id", "value": "observations.ferritin.value", "context": "context", "patient": "patient",
+             "bundle": "entry"}[where]
+    if where == "value":
+        rec["observations"]["ferritin"]["value"] = deep
+    elif where == "bundle":
+        rec = {"resourceType": "Bundle", "type": "collection", "entry": deep}
+    else:
+        rec[where] = deep
+    err = _refused(rec, "nested deeper than 64 levels", seconds=2)
+    assert err.issues[0].field.startswith(field + "[0]")
+
+
+def test_json_nested_a_few_hundred_levels_is_refused_naming_the_path(tmp_path):
+    # Parsed by json (under its recursion limit), then refused before the value is printed.
+    p = tmp_path / "deep.json"
+    p.write_text('{"id": "x", "observations": {"ferritin": {"unit": "ug/L", "value": ' + "[" * 900 + "]" * 900 + "}}}",
+                 encoding="utf-8")
+    err, _ = _bounded_call(lambda: b12kg.assess(p), seconds=2.0, megabytes=50)
+    assert err.issues[0].field.startswith("observations.ferritin.value[0][0]")
+
+
+@pytest.mark.parametrize("where", ["id", "value", "age", "key"])
+def test_python_integer_of_100000_digits_is_refused_naming_the_path(where):
+    # Before: ValueError (Python's int-string limit) while the refusal message printed it.
+    huge = 10**100_000 // 9                   # 111...1: int("1" * 100_000) is refused by Python itself
+    rec = _ferritin(5)
+    if where == "id":
+        rec["id"] = huge
+    elif where == "value":
+        rec["observations"]["ferritin"]["value"] = huge
+    elif where == "age":
+        rec["patient"]["age_years"] = huge
+    else:
+        rec["observations"][huge] = {"value": 1, "unit": "ug/L"}
+    err = _refused(rec, "integer of more than 64 digits", seconds=2)
+    assert err.issues[0].field == {"id": "id", "value": "observations.ferritin.value", "age": "patient.age_years",
+                                   "key": f"observations.<an integer of {huge.bit_length()} bits>"}[where]
+
+
+def test_shared_python_values_are_counted_each_time_and_bounded():
+    # Ten lists of ten references each: 10**10 values when walked (YAML aliases, refused by the
+    # YAML reader, make the same shape). Refused at the value limit, in bounded time.
+    shared: list = ["x"] * 10
+    for _ in range(9):
+        shared = [shared] * 10
+    rec = _ferritin(5)
+    rec["context"] = shared
+    _refused(rec, "values, more than one record can hold", seconds=10)
