@@ -85,13 +85,23 @@ def reason(patients_ntriples: str, *, full: bool = True) -> ox.Store:
 
 
 class Session:
-    """A reusable store for one patient at a time: the knowledge base is loaded once, and each
-    assessment clears the data and inferred graphs, loads a patient and runs the rules."""
+    """A reusable store for one patient at a time: each assessment clears the data and inferred
+    graphs, loads a patient and runs the rules. Measured, an in-memory pyoxigraph store gets
+    slower with every graph cleared from it (about 0.06 ms per earlier assessment, although its
+    size stays the same), so the store is built afresh every ``RENEW_EVERY`` assessments."""
+
+    RENEW_EVERY = 32
 
     def __init__(self) -> None:
         self.store = new_store(full=True)
+        self.uses = 0
 
     def reset(self) -> None:
+        self.uses += 1
+        if self.uses >= self.RENEW_EVERY:
+            self.store = new_store(full=True)
+            self.uses = 0
+            return
         self.store.clear_graph(ox.NamedNode(DATA_GRAPH))
         self.store.clear_graph(ox.NamedNode(INFERRED_GRAPH))
 
