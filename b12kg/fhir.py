@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
 from .errors import InputError, Issue
 from .kb import vocabulary
-from .record import MAX_DEPTH, MAX_INT_DIGITS, PatientRecord, Result, _finish, add_notes, exact_age, normalise_result
+from .record import MAX_AGE, MAX_DEPTH, MAX_INT_DIGITS, MAX_RESULTS_PER_RECORD, PatientRecord, Result, _finish, add_notes, exact_age, normalise_result
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -86,6 +87,13 @@ def _pydantic_issues(exc: Exception) -> list[Issue]:
 def record_from_bundle(data: Mapping, *, source: str | None = None, profile: str = "default") -> PatientRecord:
     from fhir.resources.R4B.bundle import Bundle
 
+    entries = data.get("entry")
+    if isinstance(entries, list):
+        n_obs = sum(1 for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)
+                    and e["resource"].get("resourceType") == "Observation")
+        if n_obs > MAX_RESULTS_PER_RECORD:
+            raise InputError([Issue("Bundle.entry", f"{n_obs} Observations", f"are more than the {MAX_RESULTS_PER_RECORD} "
+                                    "results one record may hold")], source=source)
     try:
         bundle = Bundle.model_validate(data)
     except Exception as exc:  # pydantic.ValidationError and the model's own checks
@@ -134,7 +142,7 @@ def record_from_bundle(data: Mapping, *, source: str | None = None, profile: str
             notes.append(f"Observation {obs.id or i} ({info.key}) has status {obs.status!r}: only final, amended "
                          "or corrected results count, so it is not used.")
             continue
-        when = obs.effectiveDateTime or (obs.effectivePeriod.start if obs.effectivePeriod else None) or obs.issued
+        when = _specimen_time(obs, fld, issues)
         ref_high = None
         for rr in obs.referenceRange or []:
             if rr.high is not None and rr.high.value is not None:
@@ -166,6 +174,8 @@ def record_from_bundle(data: Mapping, *, source: str | None = None, profile: str
     _finish(rec, candidates, issues, vocab)
     if issues:
         raise InputError(issues, source=source)
+    if isinstance(patient.birthDate, str):
+        raise InputError([Issue("Patient.birthDate", patient.birthDate, f"is a partial date: {_PARTIAL}")], source=source)
     if patient.birthDate is not None:
         times = [r.time for r in rec.results.values() if r.time is not None]
         if times:
@@ -173,11 +183,35 @@ def record_from_bundle(data: Mapping, *, source: str | None = None, profile: str
             if at < patient.birthDate:
                 raise InputError([Issue("Patient.birthDate", str(patient.birthDate), f"is after the specimen date {at}")], source=source)
             rec.age_years = exact_age(patient.birthDate, at)
+            if rec.age_years >= MAX_AGE:
+                raise InputError([Issue("Patient.birthDate", str(patient.birthDate), f"gives an age of {rec.age_years} "
+                                        f"years at {at}, which is not valid")], source=source)
         else:
             notes.append("No specimen date on any result: age cannot be computed from the birth date.")
     rec.notes.extend(notes)
     add_notes(rec)
     return rec
+
+
+_PARTIAL = ("a year or a year and month, where b12kg needs the day (to tell which result is the latest "
+            "and to compute the exact age)")
+
+
+def _specimen_time(obs, fld: str, issues: list[Issue]) -> datetime | None:
+    """The specimen time: effectiveDateTime, else effectivePeriod.start, else issued. FHIR allows a
+    date alone (read as that day, 00:00 UTC, as in case files) and a partial date (refused)."""
+    for name, value in (("effectiveDateTime", obs.effectiveDateTime),
+                        ("effectivePeriod.start", obs.effectivePeriod.start if obs.effectivePeriod else None),
+                        ("issued", obs.issued)):
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        if isinstance(value, date):
+            return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        issues.append(Issue(f"{fld}.{name}", str(value), f"is a partial date: {_PARTIAL}"))
+        return None
+    return None
 
 
 def _test_of(obs, vocab, fld: str, issues: list[Issue]):
