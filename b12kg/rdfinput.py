@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,65 @@ def parse_rdf(data: str | bytes, fmt: str, *, source: str | None = None) -> rdfl
     try:
         g.parse(data=data, format=fmt)
     except Exception as exc:  # the rdflib parsers raise many kinds
-        raise InputError([Issue("document", source, f"is not valid {fmt}: {str(exc)[:300]}")], source=source) from None
+        problem = str(exc)[:300]
+        where = "document"
+        if fmt in _OX_FORMATS and not re.search(r"line \d+", problem):
+            problem = _syntax_error_place(data, fmt) or problem
+        elif fmt == "json-ld":
+            where = _jsonld_error_place(data) or where
+        raise InputError([Issue(where, source, f"is not valid {fmt}: {problem}")], source=source) from None
     return g
+
+
+def _jsonld_error_place(data: str | bytes) -> str | None:
+    """The part of well-formed JSON that JSON-LD processing fails on ('@context', '@graph[3]',
+    or a key of the top node), found by processing each part alone with the document's context;
+    rdflib's JSON-LD errors name no place."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(doc, list):
+        doc = {"@graph": doc}
+    if not isinstance(doc, dict):
+        return "document (not a JSON object or array)"
+    ctx = {"@context": doc["@context"]} if "@context" in doc else {}
+
+    def fails(part: dict) -> bool:
+        try:
+            rdflib.Graph().parse(data=json.dumps(part), format="json-ld")
+        except Exception:  # any failure of this part alone
+            return True
+        return False
+
+    if ctx and fails(ctx):
+        return "@context"
+    graph = doc.get("@graph")
+    if isinstance(graph, list):
+        for i, node in enumerate(graph):
+            if fails({**ctx, "@graph": [node]}):
+                return f"@graph[{i}]"
+    for key, value in doc.items():
+        if key not in ("@context", "@graph") and fails({**ctx, "@id": doc.get("@id", "urn:x"), key: value}):
+            return key
+    return None
+
+
+_OX_FORMATS = {"turtle": "TURTLE", "nt": "N_TRIPLES"}
+
+
+def _syntax_error_place(data: str | bytes, fmt: str) -> str | None:
+    """Where Turtle or N-Triples text fails to parse, from pyoxigraph's parser (its errors give a
+    line and columns; some of rdflib's give none), or None if it parses there."""
+    import pyoxigraph as ox
+
+    try:
+        for _ in ox.parse(data.encode("utf-8") if isinstance(data, str) else data,
+                          format=getattr(ox.RdfFormat, _OX_FORMATS[fmt]), base_iri="urn:b12kg:input"):
+            pass
+    except Exception as exc:  # pyoxigraph's SyntaxError, and ValueError for bytes that are not UTF-8
+        return str(exc)[:300]
+    return None
 
 
 def validate_shapes(g: rdflib.Graph, *, source: str | None = None) -> None:

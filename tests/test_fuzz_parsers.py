@@ -159,3 +159,252 @@ def test_fhir_bundle_with_more_observations_than_a_record_may_hold_is_refused_be
         b12kg.assess(b)
     assert time.perf_counter() - start < 2.0
     assert exc.value.issues[0].field == "Bundle.entry" and "10001 Observations" in str(exc.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeds: the shared cases, the shared Bundle, RDF written from them
+# ---------------------------------------------------------------------------------------------
+def _case_texts() -> list[bytes]:
+    files = sorted((SHARED / "valid").glob("*.yaml")) + sorted((SHARED / "invalid").glob("*.yaml"))
+    return [p.read_bytes() for p in files if "input:" not in p.read_text(encoding="utf-8")]
+
+
+CASE_YAML = _case_texts()
+CASE_DICTS = [yaml.safe_load(t) for t in CASE_YAML]
+CASE_JSON = [json.dumps(d, indent=1, default=str).encode() for d in CASE_DICTS[::4]]
+BUNDLE_JSON = BUNDLE.read_bytes()
+
+
+def _rdf_seeds() -> dict[str, list[bytes]]:
+    import rdflib
+
+    out: dict[str, list[bytes]] = {"nt": [], "ttl": [], "jsonld": []}
+    ctx = {"b12": "https://w3id.org/b12kg/", "xsd": "http://www.w3.org/2001/XMLSchema#"}
+    for d in [CASE_DICTS[i] for i in (0, 2, 12, 32)]:
+        a = b12kg.assess(d)
+        out["nt"].append(a.input_ntriples.encode())
+        g = rdflib.Graph().parse(data=a.input_ntriples, format="nt")
+        g.bind("b12", ctx["b12"])
+        out["ttl"].append(g.serialize(format="turtle").encode())
+        out["jsonld"].append(g.serialize(format="json-ld", context=ctx, indent=1).encode())
+    return out
+
+
+_RDF: dict = {}
+
+
+def rdf_seeds(fmt: str) -> list[bytes]:
+    if not _RDF:
+        _RDF.update(_rdf_seeds())
+    return _RDF[fmt]
+
+
+# Tokens worth inserting: syntax of every format read, and hostile values.
+TOKENS = [
+    b"{", b"}", b"[", b"]", b":", b",", b'"', b"'", b"\\", b"\n", b"\r\n", b"\t", b" ", b"-", b"#", b"&a ", b"*a",
+    b"!!python/object/apply:os.system ['echo pwned']", b"!!binary", b"!!set", b"? ", b"---\n", b"...\n", b"|", b">",
+    b"null", b"true", b"NaN", b"Infinity", b"-Infinity", b".nan", b".inf", b"1e999999999", b"1e-999999999",
+    b"1" * 400, b"0x1F", b"1_000", b"<", b"<=", b"\x00", b"\xff\xfe", b"\xef\xbb\xbf", b"\xed\xa0\x80",
+    "\u00e9\U0001f9ea".encode(), b"\\ud800", b"\\u0000", b"@prefix x: <http://example.org/> .",
+    b"<http://example.org/x>", b"owl:imports", b"@context", b'"@context": "http://example.org/ctx"', b"@base",
+    b"_:b0", b"^^<http://www.w3.org/2001/XMLSchema#decimal>", b"@en", b";", b".", b"resourceType", b"Bundle",
+    b'"valueQuantity": {"value": 1e999}', b"[" * 300, b"]" * 300, b"{" * 300,
+]
+
+
+@st.composite
+def mutated(draw, seeds: list[bytes]) -> bytes:
+    data = bytearray(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "truncate", "insert", "insert", "delete", "duplicate"]))
+        pos = draw(st.integers(0, len(data)))
+        if kind == "flip" and data:
+            pos = min(pos, len(data) - 1)
+            data[pos] = draw(st.integers(0, 255))
+        elif kind == "truncate":
+            del data[pos:]
+        elif kind == "insert":
+            data[pos:pos] = draw(st.one_of(st.sampled_from(TOKENS), st.binary(min_size=1, max_size=6),
+                                           st.text(min_size=1, max_size=6).map(lambda s: s.encode("utf-8", "surrogatepass"))))
+        elif kind == "delete":
+            del data[pos:pos + draw(st.integers(1, 40))]
+        else:
+            end = min(len(data), pos + draw(st.integers(1, 80)))
+            data[pos:pos] = data[pos:end]
+    return bytes(data)
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Single records: files with bytes mutated
+# ---------------------------------------------------------------------------------------------
+@FUZZ
+@given(data=mutated(CASE_YAML))
+def test_mutated_yaml_case_is_assessed_or_refused_with_a_place(tmp_path, data):
+    assess_or_refuse(_write(tmp_path, "case.yaml", data))
+
+
+@FUZZ
+@given(data=mutated(CASE_JSON))
+def test_mutated_json_case_is_assessed_or_refused_with_a_place(tmp_path, data):
+    assess_or_refuse(_write(tmp_path, "case.json", data))
+
+
+@FUZZ
+@given(data=mutated([BUNDLE_JSON]))
+def test_mutated_fhir_bundle_is_assessed_or_refused_with_a_place(tmp_path, data):
+    assess_or_refuse(_write(tmp_path, "bundle.json", data))
+
+
+@pytest.mark.parametrize("fmt,suffix", [("ttl", ".ttl"), ("nt", ".nt"), ("jsonld", ".jsonld")])
+def test_mutated_rdf_is_assessed_or_refused_with_a_place(tmp_path, fmt, suffix):
+    @FUZZ
+    @given(data=mutated(rdf_seeds(fmt)))
+    def run(data):
+        assess_or_refuse(_write(tmp_path, "patient" + suffix, data))
+
+    run()
+
+
+@settings(FUZZ, max_examples=max(10, EXAMPLES // 3))
+@given(data=st.one_of(mutated(CASE_YAML), mutated([BUNDLE_JSON])), suffix=st.sampled_from([".yaml", ".json"]))
+def test_cli_validate_never_crashes_on_mutated_files(tmp_path, data, suffix):
+    from b12kg.cli import main
+
+    p = _write(tmp_path, "record" + suffix, data)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(["validate", str(p)])
+    assert rc in (0, 1)
+    text = out.getvalue()
+    assert text.startswith(f"{p}: ")
+    if rc == 1:
+        assert "INVALID" in text and re.search(r"^  - \S", text, re.M), text
+
+
+# ---------------------------------------------------------------------------------------------
+# Single records: mappings with values of the wrong type, out of range, nested, unicode
+# ---------------------------------------------------------------------------------------------
+def _deep(levels: int):
+    root: list = []
+    cur = root
+    for _ in range(levels):
+        nxt: list = []
+        cur.append(nxt)
+        cur = nxt
+    return root
+
+
+HOSTILE_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(min_value=-(10**90), max_value=10**90),
+    st.floats(allow_nan=True, allow_infinity=True), st.decimals(allow_nan=True, allow_infinity=True, places=None),
+    st.text(max_size=20), st.text(alphabet=st.characters(codec="utf-8"), max_size=8),
+    st.sampled_from(["", " ", "<", "<=50", ">1e999999999", "1e-999999999", "NaN", "-Infinity", "12,5", "0x10",
+                     "\ud800", "ug/L", "g/dL", "pmol/L", "%", "2026", "2026-13-45", "2026-10-02T25:00:00Z",
+                     "female", "male", "positive", "Bundle", "Patient", "Observation", "final", "http://loinc.org",
+                     "http://evil.example/Patient/1", "> . } DROP ALL ; INSERT DATA {", "x" * 2000]),
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=3),
+    st.dates(), st.datetimes(), st.binary(max_size=4), st.builds(_deep, st.sampled_from([70, 200, 5000])),
+    st.just(10**5000), st.just(float("nan")), st.just(Decimal("sNaN")),
+    st.builds(dict, value=st.just(5), unit=st.just("ug/L")),
+)  # mutable values are built fresh for each example (the strategy edits what it drew)
+
+
+def _paths(node, trail=()):
+    yield trail
+    if len(trail) >= 8:
+        return
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, trail + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, trail + (i,))
+
+
+@st.composite
+def swapped(draw, seeds: list[dict]) -> dict:
+    doc = copy.deepcopy(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [p for p in _paths(doc) if p]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = doc
+        for k in path[:-1]:
+            parent = parent[k]
+        key = path[-1]
+        action = draw(st.sampled_from(["replace", "replace", "replace", "delete", "wrap", "add"]))
+        if action == "replace":
+            parent[key] = draw(HOSTILE_VALUES)
+        elif action == "delete":
+            del parent[key]
+        elif action == "wrap":
+            parent[key] = draw(st.sampled_from([[parent[key]], {"value": parent[key]}, [parent[key], parent[key]]]))
+        elif isinstance(parent, dict):
+            parent[draw(st.one_of(st.text(max_size=12), st.sampled_from(["value", "unit", "time", "ref_high", "comparator",
+                                                                          "id", "extension", "b12", "16695-9"])))] = draw(HOSTILE_VALUES)
+        else:
+            parent.append(draw(HOSTILE_VALUES))
+    return doc
+
+
+def _strip_expect(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k not in ("expect", "claims")}
+
+
+@FUZZ
+@given(doc=swapped([_strip_expect(d) for d in CASE_DICTS]))
+def test_case_mapping_with_swapped_types_is_assessed_or_refused_naming_a_field(doc):
+    assess_or_refuse(doc)
+
+
+@FUZZ
+@given(doc=swapped([_bundle()]))
+def test_fhir_bundle_with_swapped_types_is_assessed_or_refused_naming_a_field(doc):
+    assess_or_refuse(doc)
+
+
+@FUZZ
+@given(doc=swapped([_strip_expect(d) for d in CASE_DICTS[:20]]))
+def test_case_written_as_yaml_with_swapped_types_loads_or_is_refused(tmp_path, doc):
+    try:
+        text = yaml.safe_dump(doc, allow_unicode=True)
+    except (yaml.YAMLError, RecursionError, ValueError):    # not every Python value can be written as YAML
+        assume(False)
+    load_or_refuse(_write(tmp_path, "case.yaml", text.encode("utf-8", "surrogatepass")))
+
+
+# ---------------------------------------------------------------------------------------------
+# RDF regressions: rdflib's errors often name no place
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix,text,where", [
+    (".ttl", "@", "line 1 column 1"),                                            # was 'string index out of range'
+    (".ttl", '<urn:a> <urn:b> "x\\^o" .', "line 1"),                              # rdflib names this one
+    (".ttl", "?prefix b12: <https://w3id.org/b12kg/> .", "line 1 between columns"),  # was "'NoneType' object has no attribute"
+    (".nt", "<urn:a> <urn:b> .\n", "line 1 column"),                              # was 'Invalid line: <urn:a> <urn:b> .'
+])
+def test_rdf_syntax_errors_name_a_line_and_column(tmp_path, suffix, text, where):
+    p = _write(tmp_path, "bad" + suffix, text.encode())
+    with pytest.raises(InputError) as exc:
+        b12kg.assess(p)
+    assert where in str(exc.value), str(exc.value)
+    assert_located(exc.value)
+
+
+@pytest.mark.parametrize("doc,field", [
+    ({"@context": {"x y": "http://example.org/"}, "@id": "urn:a", "x y:p": 1}, "@context"),
+    ({"@context": {"b12": "https://w3id.org/b12kg/"}, "@graph": [{"@id": "urn:a"}, {"@id": "urn:b", "urn:p": {"@value": 1, "@type": 5}}]},
+     "@graph[1]"),
+])
+def test_jsonld_processing_errors_name_the_part_of_the_document(tmp_path, doc, field):
+    # Before: "is not valid json-ld: 'Prefixes may not contain spaces.'", with no place.
+    p = _write(tmp_path, "bad.jsonld", json.dumps(doc).encode())
+    with pytest.raises(InputError) as exc:
+        b12kg.assess(p)
+    assert exc.value.issues[0].field == field, exc.value
