@@ -17,7 +17,7 @@ from .errors import B12kgError, InputError, Issue
 from .model import Assessment, Evidence, Finding, RuleRef, Threshold
 from .paths import query_path
 from .rdfpatient import DEFAULT_BASE, patient_iri, record_to_ntriples
-from .record import MAX_DEPTH, MAX_INT_DIGITS, PatientRecord, record_from_case, with_profile
+from .record import MAX_DEPTH, MAX_INT_DIGITS, NOT_TEXT, PatientRecord, is_text, record_from_case, shown_text, with_profile
 
 ENGINES = ("oxigraph", "pyshacl", "swrl", "compiled")
 MAX_INPUT_BYTES = 100 * 1024 * 1024
@@ -161,8 +161,9 @@ MAX_VALUES = 2_000_000     # values in one record, counted each time they are re
 def check_structure(data: Any, *, source: str | None = None) -> None:
     """Refuse, naming the path, a parsed record that nests deeper than MAX_DEPTH levels, holds
     more than MAX_VALUES values (a value shared by several parents, as a Python structure can
-    share them, counts each time) or an integer of more than MAX_INT_DIGITS digits: walked
-    without recursion, before anything reads, prints or recurses into it."""
+    share them, counts each time), an integer of more than MAX_INT_DIGITS digits or a string
+    with a lone surrogate (JSON can hold one; no file, IRI or literal can): walked without
+    recursion, before anything reads, prints or recurses into it."""
     big = 10 ** MAX_INT_DIGITS
     stack: list = [(data, None, 0)]
     seen = 0
@@ -176,11 +177,15 @@ def check_structure(data: Any, *, source: str | None = None) -> None:
             problem = f"is where the record passes {MAX_VALUES} values, more than one record can hold"
         elif isinstance(node, int) and not isinstance(node, bool) and not -big < node < big:
             problem = f"is an integer of more than {MAX_INT_DIGITS} digits"
+        elif isinstance(node, str) and not is_text(node):
+            problem = NOT_TEXT
         elif isinstance(node, Mapping):
             for k, v in node.items():
                 if isinstance(k, int) and not isinstance(k, bool) and not -big < k < big:
                     raise InputError([Issue(_path((k, trail)), None, f"is a key: an integer of more than "
                                             f"{MAX_INT_DIGITS} digits")], source=source)
+                if isinstance(k, str) and not is_text(k):
+                    raise InputError([Issue(_path((k, trail)), None, f"is a key that {NOT_TEXT}")], source=source)
                 stack.append((v, (k, trail), depth + 1))
         elif isinstance(node, (list, tuple)):
             stack.extend((v, (i, trail), depth + 1) for i, v in enumerate(node))
@@ -193,6 +198,8 @@ def _path(trail) -> str:
     parts: list[str] = []
     while trail is not None:
         key, trail = trail
+        if isinstance(key, str) and not is_text(key):
+            key = shown_text(key)
         if isinstance(key, int) and not isinstance(key, bool) and key.bit_length() > 200:
             key = f"<an integer of {key.bit_length()} bits>"
         parts.append(f"[{key}]" if isinstance(key, int) and not isinstance(key, bool) else f".{key}")
@@ -202,9 +209,9 @@ def _path(trail) -> str:
 def _from_mapping(data: Mapping, *, profile: str | None, base_dir: Path | None, source: str | None) -> PatientRecord:
     from .fhir import is_bundle, record_from_bundle
 
-    check_structure(data, source=source)
-    if is_bundle(data):
+    if is_bundle(data):  # record_from_bundle checks the structure itself (it is also called directly)
         return record_from_bundle(data, source=source, profile=profile or "default")
+    check_structure(data, source=source)
     if "input" in data:
         ref = data["input"]
         if not isinstance(ref, str) or "://" in ref:

@@ -87,6 +87,9 @@ def _pydantic_issues(exc: Exception) -> list[Issue]:
 def record_from_bundle(data: Mapping, *, source: str | None = None, profile: str = "default") -> PatientRecord:
     from fhir.resources.R4B.bundle import Bundle
 
+    from .api import check_structure
+
+    check_structure(data, source=source)
     entries = data.get("entry")
     if isinstance(entries, list):
         n_obs = sum(1 for e in entries if isinstance(e, Mapping) and isinstance(e.get("resource"), Mapping)

@@ -20,7 +20,7 @@ from rdflib.namespace import RDF
 from .errors import InputError, Issue
 from .kb import B12, vocabulary
 from .paths import RULES_DIR
-from .record import NOT_TEXT, PatientRecord, Result, _finish, _parse_time, add_notes, is_text, normalise_result
+from .record import NOT_TEXT, PatientRecord, Result, _finish, _parse_time, add_notes, is_text, normalise_result, shown_text
 
 _FORMATS = {".ttl": "turtle", ".nt": "nt", ".jsonld": "json-ld"}
 
@@ -169,7 +169,7 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
     issues: list[Issue] = []
     rec = PatientRecord(id=str(g.value(p, B12.patientId)), source=source)
     if not is_text(rec.id):
-        issues.append(Issue("b12:patientId", rec.id, NOT_TEXT))
+        issues.append(Issue("b12:patientId", shown_text(rec.id), NOT_TEXT))
     sex = g.value(p, B12.sex)
     rec.sex = {B12.Female: "female", B12.Male: "male"}.get(sex)
     age = g.value(p, B12.ageYears)
@@ -220,7 +220,7 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
         (rec.contexts if str(c) in ctx else rec.unrecognised_contexts).append(ctx.get(str(c), str(c)))
     for w in g.objects(p, B12.unrecognisedContext):
         if not is_text(str(w)):
-            issues.append(Issue("b12:unrecognisedContext", str(w), NOT_TEXT))
+            issues.append(Issue("b12:unrecognisedContext", shown_text(str(w)), NOT_TEXT))
             continue
         rec.unrecognised_contexts.append(str(w))
     rec.symptoms.sort(); rec.contexts.sort(); rec.unrecognised_symptoms.sort(); rec.unrecognised_contexts.sort()

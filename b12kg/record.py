@@ -140,6 +140,11 @@ def is_text(s: str) -> bool:
     return True
 
 
+def shown_text(s: str) -> str:
+    """The string with any lone surrogate written as an escape, so a message can carry it."""
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def parse_value(value: Any) -> tuple[str, Decimal] | None:
     """('=', 12.5) from 12.5 or '12.5'; ('<', 50) from '<50'. None when it is not a number."""
     if isinstance(value, bool):
@@ -394,7 +399,7 @@ def record_from_case(data: Any, *, source: str | None = None, profile: str | Non
         rid = "patient"
     rid = str(rid)
     if not is_text(rid):
-        issues.append(Issue("id", rid, NOT_TEXT))
+        issues.append(Issue("id", shown_text(rid), NOT_TEXT))
         rid = "patient"
     patient = data.get("patient") or {}
     if not isinstance(patient, Mapping):
@@ -535,7 +540,7 @@ def _words(value: Any, fld: str, known: Mapping[str, str], issues: list[Issue]) 
             issues.append(Issue(f"{fld}[{i}]", w, "is not a word"))
             continue
         if not is_text(w):
-            issues.append(Issue(f"{fld}[{i}]", w, NOT_TEXT))
+            issues.append(Issue(f"{fld}[{i}]", shown_text(w), NOT_TEXT))
             continue
         word = w.strip()
         (ok if word in known else other).append(word)
