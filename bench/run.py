@@ -95,8 +95,11 @@ def child_loop(engine: str, csv: str, n: int, result: str) -> None:
     api.assess(parse_raw(raws[0], None), engine=engine)     # warm: knowledge base, rules, store
     t = time.perf_counter()
     codes = 0
-    for raw in raws:
+    progress = Path(result + ".progress")
+    for i, raw in enumerate(raws, 1):
         codes += len(api.assess(parse_raw(raw, None), engine=engine).codes)
+        if i % 250 == 0:      # so that a measurement stopped at its timeout still reports its rate
+            progress.write_text(json.dumps({"n": i, "seconds": time.perf_counter() - t}))
     seconds = time.perf_counter() - t
     Path(result).write_text(json.dumps({"n": len(raws), "seconds": seconds, "codes": codes}))
 
@@ -216,13 +219,26 @@ class Sampler(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def measure(cmd: list[str], *, log: Path, env: dict | None = None, extra_pids=None) -> dict:
-    """Run cmd in a fresh process; wall time, exit code, peak tree RSS/PSS (sampled), max RSS of
-    one process of the tree (wait4), load average before and after."""
+def measure(cmd: list[str], *, log: Path, env: dict | None = None, extra_pids=None,
+            timeout: float | None = None) -> dict:
+    """Run cmd in a fresh process (its own process group); wall time, exit code, peak tree RSS/PSS
+    (sampled), max RSS of one process of the tree (wait4), load average before and after. After
+    ``timeout`` seconds the process group is stopped (SIGTERM) and the row says so."""
     load0 = os.getloadavg()
+    timed_out = threading.Event()
     with open(log, "w") as lf:
         t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        p = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
+        if timeout:
+            def stop():
+                timed_out.set()
+                try:
+                    os.killpg(p.pid, 15)
+                except ProcessLookupError:
+                    pass
+            timer = threading.Timer(timeout, stop)
+            timer.daemon = True
+            timer.start()
         sampler = Sampler(lambda: _tree(p.pid))
         sampler.start()
         extra = None
@@ -237,7 +253,9 @@ def measure(cmd: list[str], *, log: Path, env: dict | None = None, extra_pids=No
         if extra is not None:
             extra.stop.set()
             extra.join()
-    return {"rc": p.returncode, "wall": wall, "peak_tree_rss": sampler.peak_rss, "peak_tree_pss": sampler.peak_pss,
+        if timeout:
+            timer.cancel()
+    return {"rc": p.returncode, "timed_out": timed_out.is_set(), "wall": wall, "peak_tree_rss": sampler.peak_rss, "peak_tree_pss": sampler.peak_pss,
             "max_proc_rss": ru.ru_maxrss * 1024, "load_before": load0, "load_after": os.getloadavg(),
             "server_peak_rss": extra.peak_rss if extra else None, "log": str(log.relative_to(REPO))}
 
@@ -273,10 +291,17 @@ def run_engine(engine: str, size: int, csv: Path, args) -> dict:
     row: dict = {"engine": engine, "size": size}
     if engine in ("pyshacl", "api"):
         n = min(size, args.pyshacl_n) if engine == "pyshacl" else size
+        prog = Path(str(res) + ".progress")
+        prog.unlink(missing_ok=True)
         m = measure([PY, __file__, "--child", "loop", "--engine", "pyshacl" if engine == "pyshacl" else "oxigraph",
-                     "--csv", str(csv), "--n", str(n), "--result", str(res)], log=log, env=env)
+                     "--csv", str(csv), "--n", str(n), "--result", str(res)], log=log, env=env, timeout=args.timeout)
         row.update(m)
-        if m["rc"] == 0:
+        if m["timed_out"] and prog.exists():
+            r = json.loads(prog.read_text())
+            row.update(rc=0, patients=r["n"], seconds=r["seconds"], pps=r["n"] / r["seconds"],
+                       note=f"STOPPED at the {args.timeout:,.0f} s timeout after {r['n']:,} of {n:,} patients; rate "
+                            f"over those (the per-patient time grows along the loop, so this overstates the full run's rate)")
+        elif m["rc"] == 0:
             r = json.loads(res.read_text())
             row.update(patients=r["n"], seconds=r["seconds"], pps=r["n"] / r["seconds"])
             if r["n"] < size:
@@ -285,7 +310,7 @@ def run_engine(engine: str, size: int, csv: Path, args) -> dict:
                 row["note"] = "loop time (read + load + assess), warm; wall includes start-up"
     elif engine in ("compiled", "oxigraph"):
         out = OUT / f"run-{tag}"
-        m = measure(_cli(csv, out, "--engine", engine), log=log, env=env)
+        m = measure(_cli(csv, out, "--engine", engine), log=log, env=env, timeout=args.timeout)
         totals, inner = _summary(out)
         row.update(m, patients=size, seconds=m["wall"], pps=size / m["wall"], totals=totals, inner_seconds=inner,
                    note="end to end: process start to output files written"
@@ -309,7 +334,7 @@ def run_engine(engine: str, size: int, csv: Path, args) -> dict:
             out = OUT / f"run-{tag}"
             m = measure(_cli(csv, out, "--endpoint", f"{base}/query", "--update-endpoint", f"{base}/update",
                              "--store-endpoint", f"{base}/store"), log=log, env=env,
-                        extra_pids=lambda: [server.pid])
+                        extra_pids=lambda: [server.pid], timeout=args.timeout)
             totals, inner = _summary(out)
             row.update(m, patients=size, seconds=m["wall"], pps=size / m["wall"], totals=totals, inner_seconds=inner,
                        note=f"end to end; in-memory oxigraph server {args.oxigraph_version}, its peak RSS "
@@ -324,7 +349,8 @@ def run_engine(engine: str, size: int, csv: Path, args) -> dict:
                 server.wait()
             server_log.close()
     elif engine == "numpy":
-        m = measure([PY, __file__, "--child", "numpy", "--csv", str(csv), "--result", str(res)], log=log, env=env)
+        m = measure([PY, __file__, "--child", "numpy", "--csv", str(csv), "--result", str(res)], log=log, env=env,
+                    timeout=args.timeout)
         row.update(m)
         if m["rc"] == 0:
             r = json.loads(res.read_text())
@@ -335,8 +361,10 @@ def run_engine(engine: str, size: int, csv: Path, args) -> dict:
                             f"{r['load_seconds']:.1f} s and building the columns {r['columns_seconds']:.1f} s, "
                             f"one process")
     if row.get("rc"):
-        row["note"] = f"FAILED (exit {row['rc']}), see {row['log']}"
+        row["note"] = (f"NOT FINISHED: stopped at the {args.timeout:,.0f} s timeout" if row.get("timed_out")
+                       else f"FAILED (exit {row['rc']}), see {row['log']}")
         row.pop("pps", None)
+        row["seconds"] = None
     return row
 
 
@@ -540,6 +568,8 @@ def main(argv=None) -> int:
                     help="patients the pySHACL loop runs (its throughput is extrapolated to the size)")
     ap.add_argument("--budget", type=float, default=1500,
                     help="skip a measurement when its time predicted from the previous size is above this (s)")
+    ap.add_argument("--timeout", type=float, default=1200,
+                    help="stop a measurement after this many seconds (a loop reports its rate up to then)")
     ap.add_argument("--oxigraph", default=shutil.which("oxigraph") or str(Path(PY).parent / "oxigraph"),
                     help="the oxigraph server binary for the remote-store measurement")
     # children
@@ -613,7 +643,7 @@ def main(argv=None) -> int:
             rows.append(row)
             if row.get("pps"):
                 wall = row["wall"]
-                last[e] = (row["patients"], wall)
+                last[e] = (row["patients"], row["patients"] / row["pps"] if row.get("timed_out") else wall)
                 print(f"{row['pps']:,.1f} patients/s, wall {wall:.1f} s, peak tree PSS {_mb(row['peak_tree_pss'])} MB, "
                       f"load {row['load_before'][0]:.2f}", flush=True)
             else:
