@@ -74,8 +74,9 @@ def read_bytes(p: Path) -> bytes:
 def _yaml_loader():
     """yaml.SafeLoader (no tags beyond the YAML core ones), and: no aliases (a record needs none,
     and ten lines of nested aliases expand to a billion values), at most MAX_DEPTH levels of
-    nesting (deeper raised RecursionError), integers of at most MAX_INT_DIGITS digits. Each
-    refusal carries the line and column where it happened."""
+    nesting (deeper raised RecursionError), integers of at most MAX_INT_DIGITS digits, no key
+    twice in one mapping (PyYAML keeps the last value silently). Each refusal carries the line
+    and column where it happened."""
     import yaml
     from yaml.composer import ComposerError
     from yaml.constructor import ConstructorError
@@ -95,6 +96,22 @@ def _yaml_loader():
                 return super().compose_node(parent, index)
             finally:
                 self.depth -= 1
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                self.flatten_mapping(node)
+                first: dict = {}
+                for key_node, _ in node.value:
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        seen = first.setdefault(key, key_node.start_mark)
+                    except TypeError:  # an unhashable key: the base class says so
+                        continue
+                    if seen is not key_node.start_mark:
+                        raise ConstructorError(None, None, f"the key {key!r} appears twice in one mapping (first at "
+                                               f"line {seen.line + 1}): which of the values counts is not guessed",
+                                               key_node.start_mark)
+            return super().construct_mapping(node, deep)
 
         def construct_yaml_int(self, node):
             if len(node.value) > MAX_INT_DIGITS:
@@ -180,6 +197,10 @@ def check_structure(data: Any, *, source: str | None = None) -> None:
         elif isinstance(node, str) and not is_text(node):
             problem = NOT_TEXT
         elif isinstance(node, Mapping):
+            dups = getattr(node, "duplicate_keys", None)
+            if dups:
+                raise InputError([Issue(_path((dups[0], trail)), None, "appears twice in one JSON object: which of "
+                                        "the values counts is not guessed")], source=source)
             for k, v in node.items():
                 if isinstance(k, int) and not isinstance(k, bool) and not -big < k < big:
                     raise InputError([Issue(_path((k, trail)), None, f"is a key: an integer of more than "

@@ -41,10 +41,27 @@ def load_json(text: str | bytes) -> Any:
     place in the error), so the record's checks refuse it naming its field; nesting too deep for
     the parser is a JSONDecodeError at the line and column where it passes MAX_DEPTH levels."""
     try:
-        return json.loads(text, parse_float=Decimal, parse_int=_json_int)
+        return json.loads(text, parse_float=Decimal, parse_int=_json_int, object_pairs_hook=_json_object)
     except RecursionError:
         doc = text if isinstance(text, str) else text.decode(json.detect_encoding(text), "replace")
         raise json.JSONDecodeError(f"nested deeper than {MAX_DEPTH} levels", doc, _too_deep(doc, MAX_DEPTH)) from None
+
+
+class DuplicateKeys(dict):
+    """A JSON object that named a key more than once (json keeps the last value silently); the
+    structure check refuses it naming the key's path (b12kg.api.check_structure)."""
+
+    duplicate_keys: tuple = ()
+
+
+def _json_object(pairs: list) -> dict:
+    d = dict(pairs)
+    if len(d) == len(pairs):
+        return d
+    seen: set = set()
+    out = DuplicateKeys(d)
+    out.duplicate_keys = tuple(k for k, _ in pairs if k in seen or seen.add(k))
+    return out
 
 
 def _json_int(text: str) -> int | Decimal:

@@ -481,3 +481,46 @@ def test_cohort_ndjson_with_a_swapped_type_bundle_completes(tmp_path, doc, n_goo
     path = _write(tmp_path, "cohort.ndjson", b"\n".join([good] * n_good + [bad] + [good]) + b"\n")
     s = _run_cohort(path, tmp_path / "out")
     assert s.read == n_good + 2 and s.assessed >= n_good + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# A key given twice: PyYAML and json keep the last value silently
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text,where", [
+    ("id: x\npatient: {sex: male, age_years: 50}\nobservations:\n  ferritin: {value: 8, unit: ug/L}\n"
+     "  ferritin: {value: 300, unit: ug/L}\n", "line 5, column 3: the key 'ferritin' appears twice"),
+    ("id: x\npatient: {sex: male, sex: female, age_years: 50}\n", "line 2, column 22: the key 'sex' appears twice"),
+    ("id: x\nid: y\n", "line 2, column 1: the key 'id' appears twice"),
+    ("id: x\nobservations: {b12: {value: 90, unit: pmol/L, value: 900}}\n", "the key 'value' appears twice"),
+])
+def test_yaml_key_given_twice_is_refused_at_its_line(tmp_path, text, where):
+    # Before: the last value counted silently (a ferritin of 8 ug/L read as 300).
+    p = _write(tmp_path, "dup.yaml", text.encode())
+    with pytest.raises(InputError) as exc:
+        b12kg.assess(p)
+    assert where in str(exc.value)
+
+
+@pytest.mark.parametrize("text,field", [
+    ('{"id": "x", "observations": {"ferritin": {"value": 8, "unit": "ug/L"}, "ferritin": {"value": 300, "unit": "ug/L"}}}',
+     "observations.ferritin"),
+    ('{"id": "x", "id": "y"}', "id"),
+    ('{"id": "x", "observations": {"b12": {"value": 90, "unit": "pmol/L", "value": 900}}}', "observations.b12.value"),
+])
+def test_json_key_given_twice_is_refused_naming_its_path(tmp_path, text, field):
+    p = _write(tmp_path, "dup.json", text.encode())
+    with pytest.raises(InputError) as exc:
+        b12kg.assess(p)
+    assert [i.field for i in exc.value.issues] == [field] and "appears twice" in str(exc.value)
+
+
+def test_fhir_key_given_twice_is_refused_in_a_file_and_in_a_cohort(tmp_path):
+    text = BUNDLE_JSON.decode().replace('"value": 9.9,', '"value": 9.9, "value": 15.0,', 1)
+    p = _write(tmp_path, "dup.json", text.encode())
+    with pytest.raises(InputError) as exc:
+        b12kg.assess(p)
+    assert exc.value.issues[0].field == "entry[1].resource.valueQuantity.value"
+    nd = _write(tmp_path, "dup.ndjson", json.dumps(json.loads(BUNDLE_JSON)).encode() + b"\n"
+                + text.replace("\n", " ").encode() + b"\n")
+    s = _run_cohort(nd, tmp_path / "out")
+    assert (s.assessed, s.refused) == (1, 1)
