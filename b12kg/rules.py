@@ -52,6 +52,11 @@ class Rule:
         """True when the rule reads an absence (negation as failure): not expressible in SWRL."""
         return bool(re.search(r"\bNOT\s+EXISTS\b|\bMINUS\b", self.construct, re.I))
 
+    def algebra(self):
+        """The rule's SPARQL, parsed and translated by rdflib once per process (shared by the
+        rule-support walker, the compiler and the SWRL translator; treat as read-only)."""
+        return _parsed(self.prefix_block() + self.construct).algebra
+
     def prefix_block(self) -> str:
         return "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in self.prefixes)
 
@@ -71,6 +76,13 @@ class Rule:
         """The rule as a CONSTRUCT over all patients (for stores without update)."""
         template, body = self.template_and_body()
         return f"{self.prefix_block()}CONSTRUCT {{\n{template}\n}}\nWHERE {{\n$this a b12:Patient .\n{body}\n}}"
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str):
+    from rdflib.plugins.sparql import prepareQuery
+
+    return prepareQuery(text)
 
 
 def _matching_brace(text: str, start: int) -> int:
@@ -206,15 +218,12 @@ def _walk(node, triples: list, values: list) -> None:
 def body_vocabulary() -> tuple[frozenset, frozenset]:
     """(predicates, rdf:type objects) that the rule bodies match: the part of the knowledge base
     the rules can see. Read from the parsed rule text, not listed by hand."""
-    from rdflib.plugins.sparql import prepareQuery
-
     preds: set = set()
     types: set = set()
     for r in load_rules():
-        q = prepareQuery(r.prefix_block() + r.construct)
         triples: list = []
         values: list = []
-        _walk(q.algebra, triples, values)
+        _walk(r.algebra(), triples, values)
         bound: dict = {}
         for row in values:
             for var, term in row.items():

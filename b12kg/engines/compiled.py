@@ -560,13 +560,11 @@ def _head_triples(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, graph:
 @functools.lru_cache(maxsize=1)
 def program() -> tuple[Compiled, ...]:
     """Every rule compiled, in evaluation order (one entry per UNION branch and per outer row)."""
-    from rdflib.plugins.sparql import prepareQuery
-
     out: list[Compiled] = []
     for rule in load_rules():
-        q = prepareQuery(rule.prefix_block() + rule.construct)
-        template = list(q.algebra["template"])
-        for conj in normalise(q.algebra["p"]):
+        algebra = rule.algebra()
+        template = list(algebra["template"])
+        for conj in normalise(algebra["p"]):
             out.append(compile_conj(rule, conj, template))
     return tuple(out)
 
