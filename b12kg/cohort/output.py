@@ -19,7 +19,8 @@ from ..kb import finding_classes
 from ..record import PatientRecord
 from ..units import to_decimal_string
 
-_dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+# One encoder for every call: json.dumps with options builds a new JSONEncoder each time.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
