@@ -28,6 +28,10 @@ MAX_DEPTH = 64           # levels of nesting in one record (a case record has 4,
 MAX_INT_DIGITS = 64      # digits of an integer in a record (Python refuses to print one of over 4300)
 MAX_MAGNITUDE = 20       # numbers from 1e-20 to under 1e21 (adjusted exponent), and 0
 _RESULT_FIELDS = frozenset({"value", "unit", "ref_high", "time", "comparator"})
+# Top-level fields of a case record. The ignored ones are about the case, not the patient, and are
+# not read (shared/cases/README.md: expect, claims; b12kg.synth: corruption; a free description).
+_IGNORED_FIELDS = frozenset({"expect", "claims", "corruption", "description"})
+_RECORD_FIELDS = frozenset({"id", "patient", "observations", "symptoms", "context", "profile"}) | _IGNORED_FIELDS
 
 
 @dataclass(slots=True)
@@ -391,6 +395,10 @@ def record_from_case(data: Any, *, source: str | None = None, profile: str | Non
     issues: list[Issue] = []
     if not isinstance(data, Mapping):
         raise InputError([Issue("record", type(data).__name__, "is not a mapping (a YAML or JSON object)")], source=source)
+    for k in sorted((k for k in data if k not in _RECORD_FIELDS), key=str):
+        issues.append(Issue(str(k), None, "is not a field of a record (fields: "
+                            f"{', '.join(sorted(_RECORD_FIELDS - _IGNORED_FIELDS))}): a misspelt field must not "
+                            "drop what it holds silently"))
     rid = data.get("id")
     if rid is None:
         rid = source or "patient"

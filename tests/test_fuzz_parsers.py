@@ -524,3 +524,18 @@ def test_fhir_key_given_twice_is_refused_in_a_file_and_in_a_cohort(tmp_path):
                 + text.replace("\n", " ").encode() + b"\n")
     s = _run_cohort(nd, tmp_path / "out")
     assert (s.assessed, s.refused) == (1, 1)
+
+
+@pytest.mark.parametrize("key", ["observation", "Observations", "sympotms", "contexts", "patients", "input_file", "1"])
+def test_unknown_top_level_field_of_a_case_is_refused_naming_it(key):
+    # Before: ignored, so a misspelt 'observations' gave an assessment of a patient with no results.
+    rec = {"id": "x", "patient": {"sex": "female", "age_years": 40}, key: {"ferritin": {"value": 8, "unit": "ug/L"}}}
+    with pytest.raises(InputError) as exc:
+        b12kg.assess(rec)
+    assert [i.field for i in exc.value.issues] == [key] and "is not a field of a record" in str(exc.value)
+
+
+def test_case_fields_about_the_case_are_still_accepted():
+    rec = {"id": "x", "patient": {"sex": "female", "age_years": 40}, "observations": {"ferritin": {"value": 8, "unit": "ug/L"}},
+           "expect": {"findings": []}, "claims": ["C08"], "corruption": None, "description": "d"}
+    assert "LowFerritin" in b12kg.assess(rec).codes
