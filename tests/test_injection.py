@@ -39,6 +39,9 @@ HOSTILE = [
     "?q=1&r=2", "a/b", "a:b", "{}|^`", "\x00", "a\x00b", "\x7f", "\x1b[31mred", "\u202eevil", "\ufeffbom",
     "e\u0301", "\U0001f9ea\U0001fa78", "\u65e5\u672c", "\u0645\u0631\u064a\u0636", "x" * 5000, "1", "0",
     "patient", "https://w3id.org/b12kg/data/patient/other",
+    # SPARQL codepoint escapes written out (backslash, u, digits): harmless as N-Triples, and they
+    # must stay harmless inside SPARQL text (the remote store's INSERT DATA)
+    "\\u0022 . } ; DROP ALL ; #", "\\u005C", "\\U00000022", "\\\\u0022", "\\u003E",
 ]
 BAD_IRI_CHARS = re.compile(r'[\x00-\x20<>"{}|^`\\\x7f]')
 
@@ -280,3 +283,29 @@ def test_hostile_ids_in_a_cohort_csv(tmp_path, plain):
     assert [x["patient"] for x in lines] == ids
     codes = {x["patient"]: sorted(f["code"] for f in x["findings"]) for x in lines}
     assert all(c == sorted(plain.codes) for c in codes.values()), codes
+
+
+# ---------------------------------------------------------------------------------------------
+# Inside SPARQL text: the remote store loads the escaped N-Triples with INSERT DATA
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pid", HOSTILE, ids=[repr(h)[:40] for h in HOSTILE])
+def test_patient_graph_inside_insert_data_is_the_same_graph(pid):
+    import pyoxigraph as ox
+
+    from b12kg.rdfpatient import record_to_ntriples
+
+    rec = b12kg.load_record(_record(pid) | {"context": ["metformin", pid]} if pid.strip() else _record(pid))
+    nt = record_to_ntriples(rec)
+    store = ox.Store()
+    sentinel = ox.Quad(ox.NamedNode("urn:s"), ox.NamedNode("urn:p"), ox.Literal("kept"), ox.DefaultGraph())
+    store.add(sentinel)
+    store.update(f"INSERT DATA {{ GRAPH <urn:b12kg:graph:data:test> {{\n{nt}}} }}")
+    g = ox.NamedNode("urn:b12kg:graph:data:test")
+    inserted = {(q.subject, q.predicate, q.object) for q in store.quads_for_pattern(None, None, None, g)}
+    loaded = ox.Store()                      # the same text loaded as N-Triples (the store normalises decimals)
+    loaded.load(nt.encode(), format=ox.RdfFormat.N_TRIPLES)
+    expected = {(q.subject, q.predicate, q.object) for q in loaded}
+    assert inserted == expected
+    assert set(store) == {sentinel} | {ox.Quad(*t, g) for t in expected}
+    ids = [q.object.value for q in store.quads_for_pattern(None, ox.NamedNode("https://w3id.org/b12kg/patientId"), None, g)]
+    assert ids == [pid]
