@@ -15,6 +15,12 @@ from b12kg import InputError
 ADULT = {"sex": "female", "age_years": 40}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def warm():
+    """Load the knowledge base and the rules first: the time and memory bounds are about the input."""
+    b12kg.assess({"id": "warm", "patient": dict(ADULT), "observations": {"ferritin": {"value": 6, "unit": "ug/L"}}})
+
+
 def _ferritin(value, **extra) -> dict:
     return {"id": "limits", "patient": dict(ADULT), "observations": {"ferritin": {"value": value, "unit": "ug/L", **extra}}}
 
@@ -302,3 +308,74 @@ def test_shared_python_values_are_counted_each_time_and_bounded():
     rec = _ferritin(5)
     rec["context"] = shared
     _refused(rec, "values, more than one record can hold", seconds=10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Thousands of results
+# ---------------------------------------------------------------------------------------------
+def _series(n: int) -> list[dict]:
+    from datetime import datetime, timedelta
+
+    t0 = datetime(2020, 1, 1)
+    return [{"value": 5 + (i % 50), "unit": "ug/L", "time": (t0 + timedelta(minutes=i)).isoformat()} for i in range(n)]
+
+
+def test_5000_results_of_one_analyte_are_read_in_bounded_time_and_memory():
+    import tracemalloc
+
+    rec = {"id": "series", "patient": dict(ADULT), "observations": {"ferritin": _series(5000)}}
+    rec["observations"]["ferritin"][1234]["time"] = "2030-01-01T00:00:00"      # the latest, out of order
+    rec["observations"]["ferritin"][1234]["value"] = 7
+    t0 = time.perf_counter()
+    tracemalloc.start()
+    try:
+        r = b12kg.load_record(rec)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    a = b12kg.assess(rec)
+    elapsed = time.perf_counter() - t0
+    assert r.results["ferritin"].value_as_given == "7" and len(r.superseded) == 4999
+    assert "LowFerritin" in a.codes
+    assert elapsed < 30, elapsed
+    assert peak < 100, peak
+
+
+def test_10001_results_are_refused_at_once_naming_the_limit():
+    rec = {"id": "too-many", "patient": dict(ADULT), "observations": {"ferritin": _series(10_001)}}
+    err = _refused(rec, "more than 10000 results", seconds=3)
+    assert err.issues[-1].field == "observations"
+    rec = {"id": "too-many", "patient": dict(ADULT),
+           "observations": {"ferritin": _series(5001), "2276-4": _series(5000)}}      # across analytes
+    _refused(rec, "more than 10000 results", seconds=3)
+
+
+@pytest.mark.parametrize("where", ["value", "ref_high", "age_years", "gestational_weeks", "csv"])
+def test_a_number_string_of_100000_digits_is_refused(where, tmp_path):
+    digits = "1" * 100_000
+    if where == "csv":
+        from b12kg.cohort import assess_cohort
+        from b12kg.cohort.csvio import case_to_row, csv_columns
+        import csv as csvmod
+
+        p = tmp_path / "c.csv"
+        with open(p, "w", newline="", encoding="utf-8") as fh:
+            w = csvmod.DictWriter(fh, fieldnames=csv_columns())
+            w.writeheader()
+            w.writerow(case_to_row(_ferritin(digits)))
+            w.writerow(case_to_row(_ferritin(6)))
+        t0 = time.perf_counter()
+        s = assess_cohort(p, tmp_path / "out", engine="oxigraph", workers=1, progress=False)
+        assert (s.read, s.assessed, s.refused) == (2, 1, 1) and time.perf_counter() - t0 < 30
+        return
+    rec = _ferritin(6)
+    field = {"value": "observations.ferritin.value", "ref_high": "observations.mma.ref_high",
+             "age_years": "patient.age_years", "gestational_weeks": "patient.gestational_weeks"}[where]
+    if where == "value":
+        rec["observations"]["ferritin"]["value"] = digits
+    elif where == "ref_high":
+        rec["observations"]["mma"] = {"value": 0.3, "unit": "umol/L", "ref_high": digits}
+    else:
+        rec["patient"][where] = digits
+    err = _refused(rec, field, seconds=2)
+    assert len(str(err)) < 2000
