@@ -396,7 +396,7 @@ def record_from_case(data: Any, *, source: str | None = None, profile: str | Non
     if not isinstance(data, Mapping):
         raise InputError([Issue("record", type(data).__name__, "is not a mapping (a YAML or JSON object)")], source=source)
     for k in sorted((k for k in data if k not in _RECORD_FIELDS), key=str):
-        issues.append(Issue(str(k), None, "is not a field of a record (fields: "
+        issues.append(Issue(str(k) if str(k).strip() else repr(str(k)), None, "is not a field of a record (fields: "
                             f"{', '.join(sorted(_RECORD_FIELDS - _IGNORED_FIELDS))}): a misspelt field must not "
                             "drop what it holds silently"))
     rid = data.get("id")

@@ -526,13 +526,16 @@ def test_fhir_key_given_twice_is_refused_in_a_file_and_in_a_cohort(tmp_path):
     assert (s.assessed, s.refused) == (1, 1)
 
 
-@pytest.mark.parametrize("key", ["observation", "Observations", "sympotms", "contexts", "patients", "input_file", "1"])
+@pytest.mark.parametrize("key", ["observation", "Observations", "sympotms", "contexts", "patients", "input_file", "1",
+                                 "", " "])
 def test_unknown_top_level_field_of_a_case_is_refused_naming_it(key):
     # Before: ignored, so a misspelt 'observations' gave an assessment of a patient with no results.
     rec = {"id": "x", "patient": {"sex": "female", "age_years": 40}, key: {"ferritin": {"value": 8, "unit": "ug/L"}}}
     with pytest.raises(InputError) as exc:
         b12kg.assess(rec)
-    assert [i.field for i in exc.value.issues] == [key] and "is not a field of a record" in str(exc.value)
+    assert [i.field for i in exc.value.issues] == [key if key.strip() else repr(key)]   # a blank key shown quoted
+    assert "is not a field of a record" in str(exc.value)
+    assert_located(exc.value)
 
 
 def test_case_fields_about_the_case_are_still_accepted():
