@@ -7,6 +7,7 @@ not pregnant when not stated, comparator '=' for exact values), so the rules rea
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from . import units
@@ -37,8 +38,13 @@ def _b(local: str) -> str:
 _ESC = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\x7f"\\\ud800-\udfff]')
+
+
 def lit(text: str) -> str:
     """An N-Triples string literal, every character that needs it escaped."""
+    if not _NEEDS_ESCAPE.search(text):
+        return '"' + text + '"'
     out = []
     for ch in text:
         if ch in _ESC:

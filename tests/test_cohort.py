@@ -135,14 +135,15 @@ def test_rerun_resumes_from_finished_parts_and_restart_starts_over(cohort_csv, t
 
     def boom(*a, **k):
         raise KeyboardInterrupt
-    orig = runner._assemble
-    runner._assemble = boom
+    orig = runner._Assembler.finish
+    runner._Assembler.finish = boom
     try:
         with pytest.raises(KeyboardInterrupt):
             assess_cohort(cohort_csv, out, workers=1, chunk_size=100, progress=False, resume=False)
     finally:
-        runner._assemble = orig
+        runner._Assembler.finish = orig
     assert (out / ".parts").is_dir()
+    assert not list(out.glob("*.tmp"))                      # no half-written output
     second = assess_cohort(cohort_csv, out, workers=1, chunk_size=100, progress=False)
     assert second.resumed_chunks == second.chunks == 6
     assert (out / "findings.ndjson").read_bytes() == reference and second.read == first.read

@@ -132,9 +132,12 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
     reports: dict[int, ChunkReport] = {}
     counts: Counter = Counter()
 
+    assembler = _Assembler(parts, out, write_graph)
+
     def done(r: ChunkReport) -> None:
         reports[r.index] = r
         counts.update(r.findings)
+        assembler.advance(reports.keys())
         if bar is not None:
             bar.update(r.read)
 
@@ -144,31 +147,35 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
         from ..engines.compiled import program
 
         program()
-    todo = []
-    for plan in plans:
-        r = _resumed(parts, plan.index)
-        if r is None:
-            todo.append(plan)
+    try:
+        todo = []
+        for plan in plans:
+            r = _resumed(parts, plan.index)
+            if r is None:
+                todo.append(plan)
+            else:
+                summary.resumed_chunks += 1
+                done(r)
+        if n_workers <= 1 or len(todo) <= 1:
+            _worker_init()
+            for plan in todo:
+                done(run_plan(plan, str(parts), options))
         else:
-            summary.resumed_chunks += 1
-            done(r)
-    if n_workers <= 1 or len(todo) <= 1:
-        _worker_init()
-        for plan in todo:
-            done(run_plan(plan, str(parts), options))
-    else:
-        with ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_init) as pool:
-            for f in as_completed([pool.submit(run_plan, plan, str(parts), options) for plan in todo]):
-                done(f.result())
-    if bar is not None:
-        bar.close()
-    summary.chunks = len(plans)
-    for r in reports.values():
-        summary.read += r.read
-        summary.assessed += r.assessed
-        summary.refused += r.refused
-    summary.findings = dict(counts)
-    _assemble(parts, out, len(plans), write_graph)
+            with ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_init) as pool:
+                for f in as_completed([pool.submit(run_plan, plan, str(parts), options) for plan in todo]):
+                    done(f.result())
+        if bar is not None:
+            bar.close()
+        summary.chunks = len(plans)
+        for r in reports.values():
+            summary.read += r.read
+            summary.assessed += r.assessed
+            summary.refused += r.refused
+        summary.findings = dict(counts)
+        assembler.finish(len(plans))
+    except BaseException:
+        assembler.abort()          # no half-written output file is left; finished parts stay for resume
+        raise
     summary.seconds = time.perf_counter() - t0
     (out / "summary.json.tmp").write_text(json.dumps(asdict(summary), indent=2, sort_keys=True))
     os.replace(out / "summary.json.tmp", out / "summary.json")
@@ -185,21 +192,45 @@ def _resumed(parts: Path, index: int) -> ChunkReport | None:
                        findings=Counter(d["findings"]))
 
 
-def _assemble(parts: Path, out: Path, n: int, write_graph: bool) -> None:
-    """Concatenate the parts in input order into each output file, atomically."""
-    for kind, name in OUTPUTS.items():
-        if kind == "graph" and not write_graph:
-            continue
-        final = out / name
-        tmp = out / (name + ".tmp")
-        with open(tmp, "wb") as dst:
+class _Assembler:
+    """Appends finished chunks, in input order, to the temporary output files while the workers go
+    on (so the end of a run has little left to copy); ``finish`` syncs and renames them into
+    place. The part files stay until the run is complete, for resume."""
+
+    def __init__(self, parts: Path, out: Path, write_graph: bool):
+        self.parts, self.out = parts, out
+        self.kinds = [k for k in OUTPUTS if k != "graph" or write_graph]
+        self.files = {}
+        for kind in self.kinds:
+            fh = open(out / (OUTPUTS[kind] + ".tmp"), "wb")
             if kind == "csv":
-                dst.write((",".join(CSV_HEADER) + "\n").encode())
-            for i in range(n):
-                src = part_paths(parts, i)[kind]
+                fh.write((",".join(CSV_HEADER) + "\n").encode())
+            self.files[kind] = fh
+        self.next = 0
+
+    def advance(self, finished: set[int]) -> None:
+        while self.next in finished:
+            paths = part_paths(self.parts, self.next)
+            for kind in self.kinds:
+                src = paths[kind]
                 if src.exists():
                     with open(src, "rb") as fh:
-                        shutil.copyfileobj(fh, dst, 1 << 20)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, final)
+                        shutil.copyfileobj(fh, self.files[kind], 1 << 20)
+            self.next += 1
+
+    def finish(self, n: int) -> None:
+        if self.next != n:
+            raise B12kgError(f"internal error: {self.next} of {n} chunks assembled")
+        for kind, fh in self.files.items():
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+            os.replace(self.out / (OUTPUTS[kind] + ".tmp"), self.out / OUTPUTS[kind])
+
+    def abort(self) -> None:
+        for kind, fh in self.files.items():
+            fh.close()
+            try:
+                os.unlink(self.out / (OUTPUTS[kind] + ".tmp"))
+            except OSError:
+                pass
