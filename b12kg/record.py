@@ -27,6 +27,11 @@ MAX_DIGITS = 20          # significant digits of a number b12kg reads
 MAX_DEPTH = 64           # levels of nesting in one record (a case record has 4, a FHIR Bundle about 10)
 MAX_INT_DIGITS = 64      # digits of an integer in a record (Python refuses to print one of over 4300)
 MAX_MAGNITUDE = 20       # numbers from 1e-20 to under 1e21 (adjusted exponent), and 0
+# Decimal places of a number b12kg reads or compares. The SPARQL stores compare xsd:decimal exactly
+# only to a fixed number of places (oxigraph: 18; with more, a literal is not a decimal it can
+# compare, and every comparison with it is silently an error). A value converted to another unit
+# before it is compared is checked again after the conversion.
+MAX_DECIMAL_PLACES = 18
 _RESULT_FIELDS = frozenset({"value", "unit", "ref_high", "time", "comparator"})
 # Top-level fields of a case record. The ignored ones are about the case, not the patient, and are
 # not read (shared/cases/README.md: expect, claims; b12kg.synth: corruption; a free description).
@@ -111,11 +116,19 @@ def _decimal(value: Any) -> Decimal | None:
     return None
 
 
+def decimal_places(d: Decimal) -> int:
+    """Places after the decimal point, trailing zeros not counted (0 for an integer)."""
+    sign, digits, exponent = d.normalize().as_tuple()
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
 def _bounded(d: Decimal) -> Decimal | None:
-    """A finite number of at most MAX_DIGITS significant digits and a magnitude from 1e-20 to
-    under 1e21, else None: such a number stays exact through every conversion (the decimal
-    context keeps 28 digits) and its plain form is short; 1e999999999 would overflow the context
-    and 1e-999999999 would be a billion characters long."""
+    """A finite number of at most MAX_DIGITS significant digits, at most MAX_DECIMAL_PLACES
+    decimal places and a magnitude under 1e21, else None: such a number stays exact through every
+    conversion (the decimal context keeps 28 digits) and in every store b12kg compares it in, and
+    its plain form is short; 1e999999999 would overflow the context and 1e-999999999 would be a
+    billion characters long."""
     if not d.is_finite():
         return None
     if d.is_zero():
@@ -128,7 +141,10 @@ def _bounded(d: Decimal) -> Decimal | None:
         return None
     while digits[n - 1] == 0:
         n -= 1
-    return d if n <= MAX_DIGITS else None
+    exponent = d.as_tuple().exponent
+    assert isinstance(exponent, int)
+    places = -(exponent + len(digits) - n)
+    return d if n <= MAX_DIGITS and places <= MAX_DECIMAL_PLACES else None
 
 
 NOT_TEXT = "is not valid Unicode text (it holds a lone surrogate code point, which no IRI or RDF literal can carry)"
@@ -202,7 +218,7 @@ def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issu
     parsed = parse_value(value)
     if parsed is None:
         issues.append(Issue(f"{fld}.value", value, f"is not a number b12kg reads (a decimal number of at most {MAX_DIGITS} "
-                            "significant digits, optionally after <, <=, > or >=)"))
+                            f"significant digits and {MAX_DECIMAL_PLACES} decimal places, optionally after <, <=, > or >=)"))
     if comparator is not None:
         if comparator not in COMPARATORS:
             issues.append(Issue(f"{fld}.comparator", comparator, "is not a comparator b12kg reads (<, <=, >, >=)"))
@@ -233,6 +249,12 @@ def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issu
         return None
     compared_unit, factor = _compared_unit(info, unit)
     compared = units.convert(number, factor)
+    if factor != 1 and decimal_places(compared) > MAX_DECIMAL_PLACES:
+        issues.append(Issue(f"{fld}.value", value, f"has too many decimal places to compare exactly: "
+                            f"converted to {compared_unit} (x {units.to_decimal_string(factor)}) it has "
+                            f"{decimal_places(compared)}, and at most {MAX_DECIMAL_PLACES} are compared; "
+                            "round it to fewer places"))
+        return None
     ref_compared = None
     if ref_high is not None:
         r = parse_value(ref_high)
@@ -241,6 +263,11 @@ def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issu
                                 "reference limit, in the result's own unit)"))
             return None
         ref_compared = units.convert(r[1], factor)
+        if decimal_places(ref_compared) > MAX_DECIMAL_PLACES:
+            issues.append(Issue(f"{fld}.ref_high", ref_high, f"has too many decimal places to compare exactly: "
+                                f"converted to {compared_unit} it has {decimal_places(ref_compared)}, and at most "
+                                f"{MAX_DECIMAL_PLACES} are compared; round it to fewer places"))
+            return None
     return Result(key=info.key, test_iri=info.iri, source=source,
                   value_as_given=(cmp_ if cmp_ != "=" else "") + _given_number(value),
                   unit_as_given=unit, comparator=cmp_, value=number, compared_value=compared,
@@ -480,7 +507,8 @@ def _patient_fields(rec: PatientRecord, patient: Mapping, issues: list[Issue]) -
         age = _decimal(patient.get("age_years"))
         if age is None or not (Decimal(0) <= age < MAX_AGE):
             issues.append(Issue("patient.age_years", patient.get("age_years"),
-                                f"is not a valid age: it must be a number of years from 0 to under {MAX_AGE}"))
+                                f"is not a valid age: it must be a number of years from 0 to under {MAX_AGE}, "
+                                f"of at most {MAX_DECIMAL_PLACES} decimal places"))
         else:
             rec.age_years = age
     preg = patient.get("pregnant")
@@ -493,7 +521,8 @@ def _patient_fields(rec: PatientRecord, patient: Mapping, issues: list[Issue]) -
         gw = _decimal(patient.get("gestational_weeks"))
         if gw is None or not (Decimal(0) <= gw <= MAX_GESTATIONAL_WEEKS):
             issues.append(Issue("patient.gestational_weeks", patient.get("gestational_weeks"),
-                                f"is not a number of completed weeks from 0 to {MAX_GESTATIONAL_WEEKS}"))
+                                f"is not a number of completed weeks from 0 to {MAX_GESTATIONAL_WEEKS} "
+                                f"(at most {MAX_DECIMAL_PLACES} decimal places)"))
         elif rec.pregnant is False:
             issues.append(Issue("patient.gestational_weeks", patient.get("gestational_weeks"),
                                 "is given for a patient recorded as not pregnant"))

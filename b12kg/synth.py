@@ -48,6 +48,7 @@ class Population:
     band: str                         # ClosedAgeBand, OpenAgeBand, AnyAge
     age_from: Decimal | None
     age_under: Decimal | None
+    age_statuses: tuple[str, ...] = ()   # AgeNotRecorded: admitted when the age is not recorded
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def _populations() -> dict[str, Population]:
             iri=str(pop), sexes=objs("admitsSex"), pregnancy=objs("admitsPregnancyStatus"),
             trimesters=objs("admitsTrimester"), band=_local(band),
             age_from=None if afrom is None else Decimal(str(afrom)),
-            age_under=None if under is None else Decimal(str(under)))
+            age_under=None if under is None else Decimal(str(under)),
+            age_statuses=objs("admitsAgeStatus"))
     return out
 
 
@@ -428,7 +430,8 @@ def _patient_for(rng: random.Random, pop: Population) -> dict:
             age = max(lo, Decimal(rng.randrange(16, 45)))
         else:
             age = lo if rng.random() < 0.3 else lo + Decimal(rng.randrange(0, 60))
-        patient["age_years"] = _num(age)
+        if "AgeNotRecorded" not in pop.age_statuses or rng.random() < 0.95:
+            patient["age_years"] = _num(age)
     else:
         if rng.random() < 0.95:
             patient["age_years"] = rng.randrange(16, 45) if pregnant else rng.randrange(1, 90)
@@ -462,7 +465,7 @@ def _admits(pop: Population, patient: dict) -> bool:
         return True
     age = patient.get("age_years")
     if age is None:
-        return False
+        return "AgeNotRecorded" in pop.age_statuses
     age = Decimal(str(age))
     if age < pop.age_from:
         return False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -71,6 +72,24 @@ def test_twenty_significant_digits_are_still_read_exactly():
     assert "LowFerritin" in a.codes
     a = b12kg.assess(_ferritin("30.000000000000000000"))     # trailing zeros are not significant
     assert "LowFerritin" not in a.codes
+
+
+def test_decimal_places_beyond_what_the_store_compares_are_refused():
+    """oxigraph compares xsd:decimal to 18 places; with more, every comparison with the literal is
+    an error, so the patient would silently get no finding from it. The loader refuses such a
+    number, as given or once converted to the unit it is compared in, naming the field."""
+    _refused(_ferritin("29.9999999999999999999"), "observations.ferritin.value", "decimal places", seconds=2)
+    _refused({"id": "x", "patient": {"sex": "female", "age_years": "40.0000000000000000001"}},
+             "patient.age_years", "decimal places", seconds=2)
+    iron = {"id": "x", "patient": dict(ADULT), "observations": {"iron": {"value": "100.000000000000001", "unit": "ug/dL"}}}
+    _refused(iron, "observations.iron.value", "converted to umol/L", "has 19", seconds=2)
+    iron["observations"]["iron"]["value"] = "100.00000000000001"      # 14 places, 18 once converted
+    rec = b12kg.load_record(iron)
+    assert str(rec.results["iron"].compared_value) == "17.910000000000001791"
+    mma = {"id": "x", "patient": dict(ADULT),
+           "observations": {"b12": {"value": 300, "unit": "ng/L", "ref_high": "900.0000000000000001"}}}
+    rec = b12kg.load_record(mma)                                      # compared in ng/L: no conversion
+    assert rec.results["b12"].ref_high_compared == Decimal("900.0000000000000001")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ on pyoxigraph) patient by patient, comparing the set of finding codes:
   expectations).
 
 Where the two disagree, the patients of a named SPEC AMBIGUITY are compared in their own test,
-marked xfail with the ambiguity as the reason; every other disagreement fails. Disagreements found
-when this file was written, and why the rules are the side that is wrong, are listed in the
-docstrings of the failing tests (and were reported, not fixed: the rules are not edited here)."""
+marked xfail with the ambiguity as the reason; every other disagreement fails. The two rule
+defects this comparison found when it was written, and how they were fixed, are in the docstrings
+of the agreement tests."""
 
 from __future__ import annotations
 
@@ -116,8 +116,8 @@ def _disagreements(run: Run, *, ambiguity: str | None) -> list[tuple[int, str, s
 
 
 def known_rule_issue(rec) -> str:
-    """For the failure message only (such patients are NOT excluded): the rule defect found when
-    this file was written that the record may show (see the docstrings of the tests below)."""
+    """For the failure message only (such patients are NOT excluded): a rule defect found (and
+    fixed) before that the record may show again, if it came back (see the docstrings below)."""
     holo = rec.results.get("holotc")
     if rec.pregnant and rec.age_years is not None and rec.age_years < Decimal("0.5"):
         return "pregnant under 6 months: rules assess anaemia"
@@ -289,14 +289,15 @@ def test_columns_are_exact_micro_units():
 def test_reference_agrees_with_rules_on_synthetic_cohort(synth_run):
     """Every patient of the 10,000 (outside the named spec ambiguity) gets the same codes.
 
-    Known disagreement, where the RULES are wrong (reported, rules not edited): a censored
-    active-B12 result that does not decide 'above 70 pmol/L' (e.g. holoTC '>=25', '>25', '>=70',
-    '<121') is treated by rules dx-b12-deficiency-low-total and cls-indeterminate-b12-total-band
-    as 'no holoTC above 70 measured' (FILTER NOT EXISTS over the comparisons that are certainly
-    met), so LowB12 + holoTC '>=25' gives VitaminB12Deficiency (and IM replacement, ...), and a
-    total B12 in its band + holoTC '>25' gives IndeterminateB12 (and MeasureMMA, ...). findings.md
-    ('How to read the criteria'): a censored comparison that does not decide is unassessed, 'and so
-    is every criterion built on it': neither finding may fire."""
+    A defect this test found in the rules, fixed since: a censored active-B12 result that does
+    not decide 'above 70 pmol/L' (e.g. holoTC '>=25', '>25', '>=70', '<121') was treated by rules
+    dx-b12-deficiency-low-total and cls-indeterminate-b12-total-band as 'no holoTC above 70
+    measured' (FILTER NOT EXISTS over the comparisons certainly met), so LowB12 + holoTC '>=25'
+    gave VitaminB12Deficiency, and a total B12 in its band + holoTC '>25' gave IndeterminateB12.
+    findings.md ('How to read the criteria'): a censored comparison that does not decide is
+    unassessed, 'and so is every criterion built on it'. The rules of family drv-compare now
+    derive b12:undecidedAgainst for such a comparison, and both rules require that no active-B12
+    result is undecided against the 'above 70' cut-off."""
     diffs = _disagreements(synth_run, ambiguity=None)
     assert not diffs, _report(synth_run, diffs)
 
@@ -312,11 +313,12 @@ def test_pregnant_patients_without_age_on_synthetic_cohort(synth_run):
 def test_reference_agrees_with_rules_on_adversarial_cohort(adversarial_run):
     """As above on values at the cut-offs in every unit, a third of them censored.
 
-    Known disagreements, where the RULES are wrong (reported, rules not edited): the censored
-    active-B12 one above; and a patient recorded as pregnant with an age under 6 months (a record
-    the loader accepts): the rules assess Anemia and SevereAnemia with the pregnancy cut-offs
-    (population of any age), while findings.md says 'Under 6 months of age ... anaemia is not
-    assessed'."""
+    Defects this test found in the rules, fixed since: the censored active-B12 one above; and a
+    patient recorded as pregnant with an age under 6 months (a record the loader accepts) was
+    assessed for Anemia and SevereAnemia with the pregnancy cut-offs (populations of any age),
+    while findings.md says 'Under 6 months of age ... anaemia is not assessed'. The pregnancy
+    populations now admit ages from 6 months, or an age not recorded (b12:admitsAgeStatus
+    b12:AgeNotRecorded, read by rule drv-population-age-not-recorded)."""
     assert len(adversarial_run.records) > 0.9 * N_ADVERSARIAL
     diffs = _disagreements(adversarial_run, ambiguity=None)
     assert not diffs, _report(adversarial_run, diffs)

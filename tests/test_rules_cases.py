@@ -6,7 +6,9 @@ three optional keys of ``expect`` make it a test of one rule rather than of a fi
   (``Assessment.findings[i].rule_ids``), so the expectation is met through that rule;
 - ``rule_not_fires``: rule ids that must not be among them;
 - ``comparisons``: for derivation rules, how a result met a cut-off role: ``met`` (b12:satisfies),
-  ``not_met`` (b12:doesNotSatisfy) or ``unassessed`` (neither; a censored value that decides nothing).
+  ``not_met`` (b12:doesNotSatisfy) or ``unassessed`` (b12:undecidedAgainst: a censored value that
+  decides nothing); exactly one of them, or the case fails (``none`` if no cut-off of the role
+  applies to the patient).
 
 The expectations are written from findings.md and profile-default.md, not copied from output.
 The QC tests at the end fail when a rule with a finding lacks a positive or a negative case."""
@@ -46,11 +48,12 @@ def _comparison_outcomes(a, analyte: str, role: str) -> set[str]:
     assert len(results) == 1, f"expected one current {analyte} result, found {len(results)}"
     r = results[0]
     out = set()
-    for pred, outcome in ((B12.satisfies, "met"), (B12.doesNotSatisfy, "not_met")):
+    for pred, outcome in ((B12.satisfies, "met"), (B12.doesNotSatisfy, "not_met"),
+                          (B12.undecidedAgainst, "unassessed")):
         for thr in g.objects(r, pred):
             if (thr, B12.role, B12[role]) in onto:
                 out.add(outcome)
-    return out or {"unassessed"}
+    return out or {"none"}
 
 
 def test_case(case_path: Path) -> None:
@@ -121,7 +124,7 @@ def _comparators_in_filter(rule) -> set[str]:
 def test_every_comparator_branch_has_a_case(rule_id: str) -> None:
     """Each comparator a drv-compare rule's FILTER names ('=' for exact values, '<', '<=', '>',
     '>=' for censored ones) has a positive case of that rule, checked through ``comparisons``."""
-    wanted = "not_met" if rule_id.endswith("-not-met") else "met"
+    wanted = "not_met" if rule_id.endswith("-not-met") else "unassessed" if rule_id.endswith("-undecided") else "met"
     covered = set()
     for p in _folder_cases(rule_id, "pos"):
         data = _read(p)
@@ -134,3 +137,64 @@ def test_every_comparator_branch_has_a_case(rule_id: str) -> None:
     branches = _comparators_in_filter(RULES[rule_id])
     assert branches, f"{rule_id}: no comparator branches found in its FILTER"
     assert branches <= covered, f"{rule_id}: branches without a positive case: {sorted(branches - covered)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Three-valued comparisons: exactly one outcome per result and applicable cut-off
+# ---------------------------------------------------------------------------------------------
+APPLICABLE_CUTOFFS_QUERY = """
+PREFIX b12: <https://w3id.org/b12kg/>
+SELECT ?r ?thr WHERE {
+    ?p b12:profile ?prof ; b12:inPopulation ?pop ; b12:hasResult ?r .
+    ?r b12:test ?test ; b12:comparedUnit ?u .
+    ?thr b12:population ?pop ; b12:test ?test ; b12:inProfile ?prof ; b12:limit ?lim .
+    ?lim b12:ucumUnit ?u .
+}
+"""
+COMPARISON_OUTCOMES_QUERY = """
+PREFIX b12: <https://w3id.org/b12kg/>
+SELECT ?r ?thr ?outcome WHERE {
+    VALUES ?outcome { b12:satisfies b12:doesNotSatisfy b12:undecidedAgainst }
+    ?r ?outcome ?thr .
+}
+"""
+
+
+def test_every_comparison_has_exactly_one_outcome() -> None:
+    """On 2,000 synthetic patients with values at, next to and censored at every cut-off, in every
+    unit: each current result compared with each cut-off that applies to the patient (same test,
+    profile, population and unit) is met, not met or undecided, exactly one of the three
+    (findings.md, 'How to read the criteria': a censored result that does not decide leaves the
+    criterion unassessed). A gap or an overlap between the drv-compare rules fails here."""
+    import pyoxigraph as ox
+
+    from b12kg import synth
+    from b12kg.api import infer, load_record
+    from b12kg.errors import InputError
+    from b12kg.rdfpatient import record_to_ntriples
+
+    records = []
+    for case in synth.generate(2000, seed=11, edge_cases=True):
+        try:
+            records.append(load_record(case))
+        except InputError:
+            pass
+    assert len(records) > 1900
+    censored = sum(1 for r in records for res in r.results.values() if res.comparator not in (None, "="))
+    assert censored > 200, censored
+    nt = "".join(record_to_ntriples(r) for r in records)
+    store = ox.Store()
+    store.load(nt.encode() + infer(nt).encode(), ox.RdfFormat.N_TRIPLES)
+    store.load(kb.ontology_graph().serialize(format="nt", encoding="utf-8"), ox.RdfFormat.N_TRIPLES)
+    assert bool(store.query("ASK { ?r <https://w3id.org/b12kg/undecidedAgainst> ?t }"))
+    applicable = {(s["r"].value, s["thr"].value) for s in store.query(APPLICABLE_CUTOFFS_QUERY)}
+    outcomes: dict = {}
+    for s in store.query(COMPARISON_OUTCOMES_QUERY):
+        outcomes.setdefault((s["r"].value, s["thr"].value), []).append(s["outcome"].value.rsplit("/", 1)[-1])
+    assert len(applicable) > 10_000, len(applicable)
+    gaps = sorted(applicable - outcomes.keys())
+    overlaps = sorted((k, v) for k, v in outcomes.items() if len(v) != 1)
+    strays = sorted(outcomes.keys() - applicable)
+    assert not gaps, f"comparisons with no outcome: {gaps[:10]}"
+    assert not overlaps, f"comparisons with more than one outcome: {overlaps[:10]}"
+    assert not strays, f"outcomes for cut-offs that do not apply: {strays[:10]}"

@@ -193,20 +193,26 @@ def _resumed(parts: Path, index: int) -> ChunkReport | None:
 
 
 class _Assembler:
-    """Appends finished chunks, in input order, to the temporary output files while the workers go
-    on (so the end of a run has little left to copy); ``finish`` syncs and renames them into
-    place. The part files stay until the run is complete, for resume."""
+    """Appends finished chunks, in input order, to temporary output files while the workers go on
+    (so the end of a run has little left to copy); ``finish`` syncs them and renames them into
+    place. The temporary files live in the parts folder (same file system, so the rename is
+    atomic), never in the output folder: a run killed at any moment leaves in the output folder
+    only complete files of an earlier run or none. The part files stay until the run is complete,
+    for resume; a rerun starts the temporary files afresh."""
 
     def __init__(self, parts: Path, out: Path, write_graph: bool):
         self.parts, self.out = parts, out
         self.kinds = [k for k in OUTPUTS if k != "graph" or write_graph]
         self.files = {}
         for kind in self.kinds:
-            fh = open(out / (OUTPUTS[kind] + ".tmp"), "wb")
+            fh = open(self._tmp(kind), "wb")
             if kind == "csv":
                 fh.write((",".join(CSV_HEADER) + "\n").encode())
             self.files[kind] = fh
         self.next = 0
+
+    def _tmp(self, kind: str) -> Path:
+        return self.parts / (OUTPUTS[kind] + ".assembling")
 
     def advance(self, finished: set[int]) -> None:
         while self.next in finished:
@@ -225,12 +231,12 @@ class _Assembler:
             fh.flush()
             os.fsync(fh.fileno())
             fh.close()
-            os.replace(self.out / (OUTPUTS[kind] + ".tmp"), self.out / OUTPUTS[kind])
+            os.replace(self._tmp(kind), self.out / OUTPUTS[kind])
 
     def abort(self) -> None:
         for kind, fh in self.files.items():
             fh.close()
             try:
-                os.unlink(self.out / (OUTPUTS[kind] + ".tmp"))
+                os.unlink(self._tmp(kind))
             except OSError:
                 pass

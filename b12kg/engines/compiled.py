@@ -394,7 +394,7 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
                         mask &= col[kind] == batch.code(obj)
             elif p == B.qualitativeValue:
                 mask &= col["qual"] == batch.code(_term(o, row))
-            elif p in (B.satisfies, B.doesNotSatisfy):
+            elif p in (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst):
                 obj = _term(o, row)
                 mask &= batch.rfacts.get((key, str(p), str(obj)), np.zeros(n, bool))
             else:
@@ -496,7 +496,7 @@ def _head_effects(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, firing
         s_t, o_t = _term(s, row), _term(o, row)
         if s == THIS and not isinstance(o_t, Variable) and o not in c.suffix and p != B.hasFinding:
             batch._fact(p, o_t)[mask] = True
-        elif s in c.result_vars and p in (B.satisfies, B.doesNotSatisfy):
+        elif s in c.result_vars and p in (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst):
             key = _test_key(batch, _term(c.result_vars[s], row))
             k = (key, str(p), str(o_t))
             if k not in batch.rfacts:
