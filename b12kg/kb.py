@@ -53,6 +53,8 @@ class Vocabulary:
     symptoms: Mapping[str, str]          # keyword -> IRI
     profiles: Mapping[str, str]          # profile name -> IRI
     qualitative_values: Mapping[str, str]  # keyword -> IRI
+    # (test IRI, accepted unit) -> (the unit a result in it is compared in, the factor to that unit)
+    compared_units: Mapping[tuple[str, str], tuple[str, Decimal]] = field(default_factory=dict)
 
 
 def _parse_modules() -> rdflib.Graph:
@@ -80,6 +82,29 @@ def _q(g: rdflib.Graph, query: str):
 
 @functools.lru_cache(maxsize=1)
 def vocabulary() -> Vocabulary:
+    """What the loaders need from the ontology; from the disk cache (b12kg.cache) when the
+    ontology and the code are unchanged (building it parses the ontology and the UCUM registry)."""
+    from .cache import load_or_build
+
+    return load_or_build("vocabulary", _build_vocabulary)
+
+
+def compared_unit(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
+    """The unit a result given in ``unit`` is compared in, and the factor to it: its own unit when
+    a cut-off states it (or the same unit spelled otherwise, as ng/L for pg/mL, by UCUM); else the
+    test's canonical unit."""
+    from . import units as ucum
+
+    if unit in info.threshold_units:
+        return unit, Decimal(1)
+    for tu in sorted(info.threshold_units):
+        if ucum.same_unit(unit, tu):
+            return tu, Decimal(1)
+    assert info.canonical_unit is not None
+    return info.canonical_unit, info.units[unit].factor_to_canonical
+
+
+def _build_vocabulary() -> Vocabulary:
     g = ontology_graph()
     threshold_units: dict[str, set[str]] = {}
     for test, unit in _q(g, "SELECT ?test ?u WHERE { ?t a b12:Threshold ; b12:test ?test ; b12:limit/b12:ucumUnit ?u }"):
@@ -122,9 +147,10 @@ def vocabulary() -> Vocabulary:
         return out
 
     profiles = {str(n): str(p) for p, n in _q(g, "SELECT ?p ?n WHERE { ?p a b12:Profile ; b12:profileName ?n }")}
+    compared = {(info.iri, u): compared_unit(info, u) for info in tests.values() for u in info.units}
     return Vocabulary(tests_by_key=tests, tests_by_loinc=by_loinc, refused_codes=refused_codes,
                       contexts=keywords("ContextFactor"), symptoms=keywords("Symptom"), profiles=profiles,
-                      qualitative_values=keywords("QualitativeResultValue"))
+                      qualitative_values=keywords("QualitativeResultValue"), compared_units=compared)
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from typing import Any
 from . import units
 from .errors import InputError, Issue
 from .kb import LabTestInfo, Vocabulary, vocabulary
+from .kb import compared_unit as kb_compared_unit
 
 COMPARATORS = ("<=", ">=", "<", ">")
 _VALUE_RE = re.compile(r"^\s*(<=|>=|<|>|=)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -300,25 +301,9 @@ def _unit_problem(info: LabTestInfo, unit: str) -> str:
 
 def _compared_unit(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
     """Compare in the result's own unit when a cut-off states it (or the same unit spelled
-    otherwise, as ng/L for pg/mL); else convert to the canonical unit."""
-    key = (info.iri, unit)
-    hit = _COMPARED_UNIT.get(key)
-    if hit is None:
-        hit = _COMPARED_UNIT[key] = _compared_unit_uncached(info, unit)
-    return hit
-
-
-_COMPARED_UNIT: dict[tuple[str, str], tuple[str, Decimal]] = {}
-
-
-def _compared_unit_uncached(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
-    if unit in info.threshold_units:
-        return unit, Decimal(1)
-    for tu in sorted(info.threshold_units):
-        if units.same_unit(unit, tu):
-            return tu, Decimal(1)
-    assert info.canonical_unit is not None
-    return info.canonical_unit, info.units[unit].factor_to_canonical
+    otherwise, as ng/L for pg/mL); else convert to the canonical unit (see kb.compared_unit)."""
+    hit = vocabulary().compared_units.get((info.iri, unit))
+    return hit if hit is not None else kb_compared_unit(info, unit)
 
 
 def _parse_time(value: Any, fld: str, issues: list[Issue]) -> datetime | None:

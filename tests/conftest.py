@@ -3,7 +3,13 @@ acceptance cases (vendor/shared/cases), offered to any test that asks for them b
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+
+# The start-up cache (b12kg.cache) of this test session: a fresh folder, so that no entry of an
+# earlier run is read, and subprocesses the tests start share it through the environment.
+os.environ["B12KG_CACHE_DIR"] = tempfile.mkdtemp(prefix="b12kg-test-cache-")
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

@@ -27,16 +27,21 @@ cannot read exactly is refused, never approximated.
 
 from __future__ import annotations
 
+import copyreg
 import functools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MethodType
 from typing import Any, Iterable
 
 import numpy as np
 import rdflib
 from rdflib import Literal, URIRef, Variable
 from rdflib.namespace import RDF
+from rdflib.plugins.sparql.parserutils import CompValue, Expr
 
+from ..cache import load_or_build
 from ..errors import RuleError
 from ..kb import B12NS, vocabulary
 from ..rdfpatient import patient_iri, patient_links
@@ -557,16 +562,57 @@ def _head_triples(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, graph:
 # ---------------------------------------------------------------------------------------------
 # The program
 # ---------------------------------------------------------------------------------------------
+def _rebuild_comp(cls, name, items, state, evalfn):
+    obj = cls.__new__(cls)
+    OrderedDict.__init__(obj)
+    obj.__dict__.update(state)
+    obj.name = name
+    if cls is Expr:
+        obj._evalfn = None if evalfn is None else MethodType(evalfn, obj)
+    for k, v in items:
+        OrderedDict.__setitem__(obj, k, v)
+    return obj
+
+
+def _reduce_comp(obj):
+    """rdflib's parse-tree nodes (CompValue, Expr) cannot be unpickled as they are (their
+    constructor needs a name; an Expr holds a method bound to itself): rebuild them field by field."""
+    state = {k: v for k, v in obj.__dict__.items() if k not in ("name", "_evalfn", "ctx")}
+    fn = getattr(obj.__dict__.get("_evalfn"), "__func__", None)
+    return _rebuild_comp, (type(obj), obj.name, list(OrderedDict.items(obj)), state, fn)
+
+
+copyreg.pickle(CompValue, _reduce_comp)
+copyreg.pickle(Expr, _reduce_comp)
+
+
 @functools.lru_cache(maxsize=1)
 def program() -> tuple[Compiled, ...]:
-    """Every rule compiled, in evaluation order (one entry per UNION branch and per outer row)."""
+    """Every rule compiled, in evaluation order (one entry per UNION branch and per outer row);
+    from the disk cache (b12kg.cache) when the rules, the ontology and this code are unchanged."""
+    return load_or_build("compiled-program", _compile_program)
+
+
+def _compile_program() -> tuple[Compiled, ...]:
     out: list[Compiled] = []
     for rule in load_rules():
         algebra = rule.algebra()
         template = list(algebra["template"])
         for conj in normalise(algebra["p"]):
             out.append(compile_conj(rule, conj, template))
+    for c in out:
+        for row in c.kb_rows:
+            _solve_negated(c, row)
     return tuple(out)
+
+
+def _solve_negated(c: Compiled, row: dict) -> None:
+    """Solve the knowledge part of every NOT EXISTS block for every row the program will give it,
+    now, so that the program is complete (and a cached one needs no knowledge base at run time)."""
+    for alts in c.negated:
+        for inner in alts:
+            for irow in inner.rows_for(row):
+                _solve_negated(inner, irow)
 
 
 def run(records: list[PatientRecord], *, base: str, want_graph: bool = False) -> tuple[list[list[Firing]], str]:

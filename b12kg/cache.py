@@ -1,0 +1,95 @@
+"""A disk cache for what b12kg derives from its own files at start-up: the rules compiled for the
+cohort engine (parsing 80 SPARQL rules with rdflib takes about 2 s) and the table of units each
+result is compared in (building the UCUM unit registry takes about 1 s). Without it a 1,000-patient
+cohort spends most of its time starting up.
+
+Each entry is keyed by a fingerprint of everything it is derived from: the b12kg version, the
+Python and rdflib versions, and the bytes of every ontology and rule file and of the b12kg modules
+that build the entries. Change any of them and the entry is simply not found, then rebuilt. An
+entry that cannot be read (truncated, from another version, corrupt) is rebuilt too; a cache
+folder that cannot be written is not an error, only slower.
+
+Where: ``$B12KG_CACHE_DIR`` if set (``off`` turns the cache off), else ``$XDG_CACHE_HOME/b12kg``,
+else ``~/.cache/b12kg``. Entries are pickles that b12kg wrote itself in the user's own cache
+folder; like every cache of that kind (pip's, numba's), the folder must not be writable by others.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from . import __version__
+from .paths import ONTOLOGY_DIR, RULES_DIR
+
+T = TypeVar("T")
+_PKG = Path(__file__).resolve().parent
+# The modules whose code shapes a cached entry: a change to one of them changes the fingerprint.
+_SOURCES = ("cache.py", "kb.py", "rules.py", "record.py", "units.py", "engines/compiled.py")
+
+
+def cache_dir() -> Path | None:
+    """The cache folder, or None when the cache is turned off."""
+    env = os.environ.get("B12KG_CACHE_DIR")
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "b12kg"
+
+
+@functools.lru_cache(maxsize=1)
+def fingerprint() -> str:
+    import rdflib
+
+    h = hashlib.sha256()
+    h.update(f"b12kg {__version__}; python {sys.version}; rdflib {rdflib.__version__}\n".encode())
+    files = sorted(ONTOLOGY_DIR.rglob("*.ttl")) + sorted(RULES_DIR.rglob("*.ttl")) + [_PKG / s for s in _SOURCES]
+    for f in files:
+        h.update(str(f.name).encode() + b"\0")
+        h.update(f.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def entry_path(name: str) -> Path | None:
+    d = cache_dir()
+    return None if d is None else d / f"{name}-{fingerprint()}.pickle"
+
+
+def load_or_build(name: str, build: Callable[[], T]) -> T:
+    """The cached entry ``name`` for the current fingerprint, else ``build()`` (and store it)."""
+    path = entry_path(name)
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        except FileNotFoundError:
+            pass
+        except Exception:                       # unreadable entry: rebuild it below
+            pass
+    value = build()
+    if path is not None:
+        _store(path, value)
+    return value
+
+
+def _store(path: Path, value) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except Exception:
+        pass                                    # not cached: only slower next time
