@@ -130,22 +130,21 @@ def _bounded(d: Decimal) -> Decimal | None:
     conversion (the decimal context keeps 28 digits) and in every store b12kg compares it in, and
     its plain form is short; 1e999999999 would overflow the context and 1e-999999999 would be a
     billion characters long."""
-    if not d.is_finite():
-        return None
     if d.is_zero():
         return Decimal(0)
-    if not -MAX_MAGNITUDE <= d.adjusted() <= MAX_MAGNITUDE:
+    sign, digits, exponent = d.as_tuple()
+    if not isinstance(exponent, int):           # NaN or infinity
         return None
-    digits = d.as_tuple().digits
     n = len(digits)
     if n > 2 * MAX_DIGITS + 2 * MAX_MAGNITUDE:
         return None
-    while digits[n - 1] == 0:
-        n -= 1
-    exponent = d.as_tuple().exponent
-    assert isinstance(exponent, int)
-    places = -(exponent + len(digits) - n)
-    return d if n <= MAX_DIGITS and places <= MAX_DECIMAL_PLACES else None
+    if not -MAX_MAGNITUDE <= exponent + n - 1 <= MAX_MAGNITUDE:
+        return None
+    significant = n
+    while digits[significant - 1] == 0:
+        significant -= 1
+    places = -(exponent + n - significant)
+    return d if significant <= MAX_DIGITS and places <= MAX_DECIMAL_PLACES else None
 
 
 NOT_TEXT = "is not valid Unicode text (it holds a lone surrogate code point, which no IRI or RDF literal can carry)"
