@@ -45,5 +45,13 @@ demo-store: $(STAMP) ## run the rules inside a SPARQL 1.1 server (oxigraph serve
 	$(BIN)/b12kg assess-cohort examples --out $$tmp/out --endpoint $$url/query --update-endpoint $$url/update \
 	  --store-endpoint $$url/store --quiet
 
+FUZZ_MINUTES ?= 10
+fuzz: $(STAMP) ## the long fuzz run: the hypothesis properties with fresh seeds for FUZZ_MINUTES (default 10)
+	$(BIN)/python tests/fuzz/run_fuzz.py --minutes $(FUZZ_MINUTES)
+
+BENCH_SIZES ?= 1000,10000,100000,1000000
+bench: $(STAMP) ## the benchmark of bench/run.py (BENCH_SIZES, default up to 1,000,000): writes bench/results.md
+	$(BIN)/python bench/run.py --sizes $(BENCH_SIZES)
+
 clean: ## remove the environment and build output
 	rm -rf $(VENV) dist .pytest_cache

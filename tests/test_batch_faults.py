@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from b12kg.cohort import assess_cohort
+from b12kg.errors import B12kgError
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLE = REPO / "vendor" / "shared" / "cases" / "fhir" / "p21-dual-deficiency.bundle.json"
@@ -96,9 +97,8 @@ def test_ndjson_lines_broken_in_every_way_are_refused_one_by_one(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Known cohort reader bugs (b12kg/cohort is not this test module's to fix): each test states the
-# behaviour wanted and is a strict xfail, so it fails as soon as the bug is fixed and the mark
-# can go.
+# Cohort reader faults (found by the fuzz run as bugs, fixed since): a byte-order mark, bytes that
+# are not UTF-8, a quote that never closes.
 # ---------------------------------------------------------------------------------------------
 def _small_csv(tmp_path: Path, n: int = 5) -> tuple[bytes, bytes]:
     from b12kg import synth
@@ -111,9 +111,9 @@ def _small_csv(tmp_path: Path, n: int = 5) -> tuple[bytes, bytes]:
     return header, body
 
 
-@pytest.mark.xfail(strict=True, reason="cohort bug: a CSV starting with a UTF-8 byte-order mark (as Excel writes) "
-                   "is refused whole: column '\\ufeffid' is not a b12kg column")
 def test_csv_with_a_byte_order_mark_is_read(tmp_path):
+    """A CSV starting with a UTF-8 byte-order mark (as Excel writes) was refused whole:
+    column '\\ufeffid' is not a b12kg column."""
     header, body = _small_csv(tmp_path)
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + header + b"\n" + body)
@@ -121,21 +121,33 @@ def test_csv_with_a_byte_order_mark_is_read(tmp_path):
     assert (s.read, s.assessed) == (5, 5)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="cohort bug: a byte that is not UTF-8 in the first 8 KB of a CSV stops the whole run with "
-                   "UnicodeDecodeError (the header is read through a strict text decoder that decodes a whole buffer)")
 def test_csv_row_with_bytes_that_are_not_utf8_is_refused_alone(tmp_path):
+    """A byte that is not UTF-8 in the first 8 KB of a CSV stopped the whole run with
+    UnicodeDecodeError; now its row is refused alone, naming the field and showing the byte."""
     header, body = _small_csv(tmp_path)
     path = tmp_path / "bad.csv"
     path.write_bytes(header + b"\n" + body.replace(b"synth", b"syn\xffth", 1))
-    s = assess_cohort(path, tmp_path / "out", engine="oxigraph", workers=1, progress=False)
-    assert s.read == 5 and s.reconciles()
+    out = tmp_path / "out"
+    s = assess_cohort(path, out, engine="oxigraph", workers=1, progress=False)
+    assert (s.read, s.assessed, s.refused) == (5, 4, 1) and s.reconciles()
+    (line,) = (out / "rejects.ndjson").read_text(encoding="utf-8").splitlines()
+    reject = json.loads(line)
+    assert reject["source"] == "row 2" and reject["issues"][0]["field"] == "id"
+    assert "\\udcff" in line and "Unicode" in reject["issues"][0]["problem"]
 
 
-@pytest.mark.xfail(strict=True, reason="cohort bug: when the first row opens a quote that never closes, the chunk "
-                   "planner reaches the end of the file with no complete row and plans no chunk: read=0, nothing "
-                   "refused, 'counts reconcile', every record silently lost")
+def test_csv_header_that_is_not_utf8_stops_the_run_naming_the_byte(tmp_path):
+    header, body = _small_csv(tmp_path)
+    path = tmp_path / "badhead.csv"
+    path.write_bytes(header.replace(b"sex", b"s\xe9x", 1) + b"\n" + body)
+    with pytest.raises(B12kgError, match=r"header row is not UTF-8 text: byte \d+"):
+        assess_cohort(path, tmp_path / "out", engine="oxigraph", workers=1, progress=False)
+
+
 def test_csv_row_with_an_unbalanced_quote_is_reported_not_silently_dropped(tmp_path):
+    """When the first row opened a quote that never closes, the chunk planner reached the end of
+    the file with no complete row and planned no chunk: read=0, nothing refused, every record
+    silently lost. Now the rest of the file is one row, refused for its cell count."""
     header, body = _small_csv(tmp_path)
     path = tmp_path / "quote.csv"
     path.write_bytes(header + b"\n" + b'"' + body)

@@ -24,7 +24,7 @@ import pyoxigraph as ox
 from ..errors import B12kgError, InputError, Issue
 from ..kb import B12NS, finding_classes, ontology_graph, vocabulary
 from ..rdfpatient import DEFAULT_BASE, patient_iri, record_to_ntriples
-from ..record import PatientRecord, record_from_case
+from ..record import PatientRecord, is_text, record_from_case
 from ..units import to_decimal_string
 from .output import CSV_HEADER, Provenance, patient_outputs
 from .readers import PATIENT_COLUMNS, RawRecord
@@ -113,6 +113,14 @@ def check_csv_header(header: list[str]) -> list[str]:
     dup = [h for h, n in Counter(header).items() if n > 1]
     problems += [f"column {h!r} appears twice" for h in dup]
     return problems
+
+
+def _reject_line(doc: dict) -> str:
+    """One line of rejects.ndjson. A refused value may hold a lone surrogate (a CSV byte that is
+    not UTF-8, kept by surrogateescape): then every non-ASCII character is written as a JSON
+    escape, so the line is still valid UTF-8 and JSON, and shows the value as it was."""
+    text = json.dumps(doc, ensure_ascii=False)
+    return text if is_text(text) else json.dumps(doc)
 
 
 def parse_raw(raw: RawRecord, profile: str | None) -> PatientRecord:
@@ -288,12 +296,12 @@ def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Option
         try:
             rec = parse_raw(raw, options.profile)
         except InputError as exc:
-            rejects.append(json.dumps({"record": raw.ordinal, "source": raw.ref, "error": str(exc),
-                                       "issues": [i.to_json() for i in exc.issues]}, ensure_ascii=False))
+            rejects.append(_reject_line({"record": raw.ordinal, "source": raw.ref, "error": str(exc),
+                                         "issues": [i.to_json() for i in exc.issues]}))
             continue
         except (B12kgError, ValueError, TypeError, KeyError, RecursionError, UnicodeDecodeError) as exc:
-            rejects.append(json.dumps({"record": raw.ordinal, "source": raw.ref,
-                                       "error": f"{type(exc).__name__}: {str(exc)[:300]}", "issues": []}, ensure_ascii=False))
+            rejects.append(_reject_line({"record": raw.ordinal, "source": raw.ref,
+                                         "error": f"{type(exc).__name__}: {str(exc)[:300]}", "issues": []}))
             continue
         records.append((raw, rec))
     found: dict[int, dict[str, dict]] = {}

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import B12kgError
+
 FOLDER_SUFFIXES = (".yaml", ".yml", ".json", ".ttl", ".nt", ".jsonld")
 PATIENT_COLUMNS = ("id", "sex", "age_years", "birth_date", "specimen_date", "pregnant", "gestational_weeks",
                    "profile", "symptoms", "context")
@@ -45,15 +47,41 @@ def input_kind(path: Path) -> str:
 
 
 def read_csv(path: Path) -> Iterator[RawRecord]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        header = [h.strip() for h in header]
-        for i, row in enumerate(reader):
-            yield RawRecord(i, f"row {i + 2}", "csv", (header, row))
+    """Every row (see read_chunk for how bytes that are not UTF-8 are carried)."""
+    for plan in plan_chunks(path, 10_000):
+        yield from read_chunk(plan)
+
+
+def _header_bytes(fh) -> tuple[bytes, int]:
+    """The header record's bytes (a quoted name may span lines) and the lines it takes."""
+    head = b""
+    lines = 0
+    for line in fh:
+        head += line
+        lines += 1
+        if head.count(b'"') % 2 == 0:
+            return head, lines
+    if head:
+        raise B12kgError(f"{fh.name}: the header row opens a quote that never closes")
+    return head, lines
+
+
+def _decode_header(head: bytes, path) -> tuple[str, ...]:
+    """The column names. A UTF-8 byte-order mark (as spreadsheet programs write) is dropped; a
+    header that is not UTF-8 text stops the run, naming the byte."""
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise B12kgError(f"{path}: the header row is not UTF-8 text: byte {exc.start + 1} "
+                         f"({head[exc.start:exc.start + 1]!r}) of the file") from None
+    return tuple(h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), []))
+
+
+def csv_header(path: str | Path) -> tuple[str, ...]:
+    """The column names of a cohort CSV."""
+    with open(path, "rb") as fh:
+        head, _ = _header_bytes(fh)
+    return _decode_header(head, path) if head else ()
 
 
 def read_ndjson(path: Path) -> Iterator[RawRecord]:
@@ -122,14 +150,9 @@ def plan_chunks(path: str | Path, size: int) -> Iterator[ChunkPlan]:
         offset = 0
         lineno = 0
         if kind == "csv":
-            head = b""
-            for line in fh:
-                head += line
-                lineno += 1
-                offset += len(line)
-                if head.count(b'"') % 2 == 0:
-                    break
-            header = tuple(h.strip() for h in next(csv.reader(io.StringIO(head.decode("utf-8")))) ) if head else ()
+            head, lineno = _header_bytes(fh)
+            offset = len(head)
+            header = _decode_header(head, p) if head else ()
         index = first = 0
         start, start_line, n, quotes = offset, lineno + 1, 0, 0
         for line in fh:
@@ -150,6 +173,9 @@ def plan_chunks(path: str | Path, size: int) -> Iterator[ChunkPlan]:
                 index += 1
                 first += n
                 start, start_line, n = offset, lineno + 1, 0
+        if kind == "csv" and quotes % 2:
+            n += 1                    # a quote that never closes: the rest of the file is one row,
+                                      # which the worker refuses (its cells do not match the header)
         if n:
             yield ChunkPlan(index, first, kind, str(p), start, offset, start_line, header, n=n)
 
@@ -169,7 +195,10 @@ def read_chunk(plan: ChunkPlan) -> list[RawRecord]:
             if line.strip():
                 out.append(RawRecord(plan.first + len(out), f"line {lineno}", "bundle", line))
         return out
-    text = data.decode("utf-8", errors="replace")
+    # Bytes that are not UTF-8 become lone surrogates (surrogateescape), never a guessed
+    # character: the record loader refuses text holding one, so such a row is refused alone,
+    # naming its field, and the rest of the chunk is read as usual.
+    text = data.decode("utf-8", errors="surrogateescape")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = list(plan.header)
     for row in reader:

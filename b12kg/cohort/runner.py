@@ -24,7 +24,7 @@ from .. import __version__
 from ..errors import B12kgError
 from .engine import ChunkReport, Options, check_csv_header, part_paths, process_chunk
 from .output import CSV_HEADER
-from .readers import ChunkPlan, input_kind, plan_chunks, read_chunk
+from .readers import ChunkPlan, csv_header, input_kind, plan_chunks, read_chunk
 
 OUTPUTS = {"ndjson": "findings.ndjson", "csv": "findings.csv", "rejects": "rejects.ndjson", "graph": "inferred.nq"}
 
@@ -98,11 +98,7 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
     out = Path(out_dir)
     kind = input_kind(path)
     if kind == "csv":
-        with open(path, newline="", encoding="utf-8") as fh:
-            import csv
-
-            header = next(csv.reader(fh), [])
-        problems = check_csv_header([h.strip() for h in header])
+        problems = check_csv_header(list(csv_header(path)))
         if problems:
             raise B12kgError(f"{path}: " + "; ".join(problems))
     options = Options(profile=profile, engine=engine if endpoint is None else "remote", write_graph=write_graph,
