@@ -1,6 +1,7 @@
 """A disk cache for what b12kg derives from its own files at start-up: the rules compiled for the
-cohort engine (parsing 80 SPARQL rules with rdflib takes about 2 s) and the table of units each
-result is compared in (building the UCUM unit registry takes about 1 s). Without it a 1,000-patient
+cohort engine and the rules' SPARQL Update texts for pyoxigraph (parsing 80 SPARQL rules with rdflib
+takes about 2 s), the knowledge base as N-Triples, and the table of units each result is compared
+in (building the UCUM unit registry takes about 1 s). Without it a 1,000-patient
 cohort spends most of its time starting up.
 
 Each entry is keyed by a fingerprint of everything it is derived from: the b12kg version, the
@@ -31,7 +32,8 @@ from .paths import ONTOLOGY_DIR, RULES_DIR
 T = TypeVar("T")
 _PKG = Path(__file__).resolve().parent
 # The modules whose code shapes a cached entry: a change to one of them changes the fingerprint.
-_SOURCES = ("cache.py", "kb.py", "rules.py", "record.py", "units.py", "engines/compiled.py")
+_SOURCES = ("cache.py", "kb.py", "rules.py", "record.py", "units.py", "engines/compiled.py",
+            "engines/oxigraph_engine.py")
 
 
 def cache_dir() -> Path | None:

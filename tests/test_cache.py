@@ -89,3 +89,18 @@ def test_an_entry_of_another_fingerprint_is_ignored(tmp_path, monkeypatch):
     (tmp_path / "x-0123456789abcdef0123456789abcdef.pickle").write_bytes(b"stale")
     assert cache.load_or_build("x", lambda: "fresh") == "fresh"
     assert cache.load_or_build("x", lambda: pytest.fail("rebuilt although cached")) == "fresh"
+
+
+def test_single_patient_assessment_is_the_same_with_a_cold_a_warm_and_no_cache(tmp_path):
+    """The oxigraph engine's cached rule texts and knowledge base give the same JSON report."""
+    outs = []
+    for cache_dir in (str(tmp_path / "c"), str(tmp_path / "c"), "off"):
+        env = dict(os.environ, B12KG_CACHE_DIR=cache_dir, PYTHONPATH=str(REPO))
+        proc = subprocess.run([sys.executable, "-m", "b12kg.cli", "assess", "examples/04-fhir-dual-deficiency.bundle.json",
+                               "examples/03-pregnancy-indeterminate-b12.yaml", "--format", "json"],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(proc.stdout)
+    names = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "c").glob("*.pickle"))
+    assert "oxigraph-updates-graphs" in names and "oxigraph-kb-full" in names, names
+    assert '"findings"' in outs[0] and outs[0] == outs[1] == outs[2]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pyoxigraph as ox
 
+from ..cache import load_or_build
 from ..kb import ontology_ntriples
 from ..rules import (DATA_GRAPH, INFERRED_GRAPH, KB_GRAPH, Rule, load_rules, rule_support_graph, rules_graph,
                      set_at_a_time_updates)
@@ -25,15 +26,21 @@ class RunStats:
 
 @functools.lru_cache(maxsize=2)
 def _kb_store_bytes(full: bool) -> bytes:
-    if full:
-        return (ontology_ntriples() + rules_graph().serialize(format="nt")).encode("utf-8")
-    return rule_support_graph().serialize(format="nt").encode("utf-8")
+    """The knowledge base as N-Triples; from the start-up cache (b12kg.cache) when unchanged."""
+    def build() -> bytes:
+        if full:
+            return (ontology_ntriples() + rules_graph().serialize(format="nt")).encode("utf-8")
+        return rule_support_graph().serialize(format="nt").encode("utf-8")
+
+    return load_or_build("oxigraph-kb-" + ("full" if full else "support"), build)
 
 
 @functools.lru_cache(maxsize=4)
 def _updates(graphs: bool) -> tuple[tuple[str, str], ...]:
-    """Every rule in the set-at-a-time form (rules.set_at_a_time_updates), in evaluation order."""
-    return tuple((r.id, u) for r in load_rules() for u in set_at_a_time_updates(r, graphs=graphs))
+    """Every rule in the set-at-a-time form (rules.set_at_a_time_updates), in evaluation order;
+    from the start-up cache when unchanged (deriving them parses every rule with rdflib)."""
+    return load_or_build("oxigraph-updates-" + ("graphs" if graphs else "default"), lambda: tuple(
+        (r.id, u) for r in load_rules() for u in set_at_a_time_updates(r, graphs=graphs)))
 
 
 def new_store(*, full: bool = True) -> ox.Store:
