@@ -171,28 +171,27 @@ def test_rdf_input_with_a_lone_surrogate_literal_is_refused(tmp_path):
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("word", HOSTILE[:30], ids=[repr(h)[:40] for h in HOSTILE[:30]])
 def test_hostile_context_word_is_an_escaped_literal_with_no_effect(word, plain):
-    if not word.strip():
-        pytest.skip("a blank word")
     rec = _record("plain")
     rec["context"] = ["metformin", word]
     a = b12kg.assess(rec)
     check_patient_graph(a, "plain")
     g = rdflib.Graph().parse(data=a.input_ntriples, format="nt")
     kept = [str(o) for o in g.objects(rdflib.URIRef(a.patient_iri), B12.unrecognisedContext)]
-    assert kept == [word.strip()]
+    assert kept == ([word.strip()] if word.strip() else [])     # a blank word is no context at all
     assert _findings(a) == _findings(plain)
 
 
 @pytest.mark.parametrize("word", HOSTILE[:30], ids=[repr(h)[:40] for h in HOSTILE[:30]])
 def test_hostile_symptom_is_kept_as_a_note_with_no_effect(word, plain):
-    if not word.strip():
-        pytest.skip("a blank word")
     rec = _record("plain")
     rec["symptoms"] = ["fatigue", word]
     a = b12kg.assess(rec)
     check_patient_graph(a, "plain")
     assert _findings(a) == _findings(plain)
-    assert any(repr(word.strip()) in n for n in a.notes)   # the note shows the word escaped (repr)
+    if word.strip():
+        assert any(repr(word.strip()) in n for n in a.notes)   # the note shows the word escaped (repr)
+    else:                                                      # a blank word is no symptom at all
+        assert not any("symptom" in n.lower() and "''" in n for n in a.notes), a.notes
 
 
 @pytest.mark.parametrize("text", HOSTILE, ids=[repr(h)[:40] for h in HOSTILE])
@@ -208,7 +207,8 @@ def test_hostile_result_fields_are_refused_naming_the_field(text, where):
     if where == "value" and text in ("1", "0"):
         rec["observations"]["ferritin"]["value"] = text + " ug/L"
     if (where, text) in (("ref_high", "1"), ("comparator", "<"), ("comparator", ">")):
-        pytest.skip("a valid value of this field")
+        b12kg.assess(rec)                   # a valid value of this field: read, not refused (raises otherwise)
+        return
     with pytest.raises(InputError) as exc:
         b12kg.assess(rec)
     assert any(i.field.startswith(field) for i in exc.value.issues), (field, [i.field for i in exc.value.issues])
