@@ -373,7 +373,12 @@ def findings(cols: Columns) -> dict[str, np.ndarray]:
     ferr_infl_cut = np.where(age < AGE_5, FERR_INFL_UNDER5, FERR_INFL_FROM5)
     below_plain = _lt(ferr, ferr_plain_cut).where(from_6m)
     below_infl = _lt(ferr, ferr_infl_cut).where(from_6m & known)
-    low_ferritin = np.where(inflammation, below_infl.t, below_plain.t)
+    # With Inflammation the inflammation cut-off applies; it is never below the plain cut-off for the
+    # same patient (< 30 vs < 12 under 5 y, < 70 vs < 15 or < 30 from 5 y, and >= 30 vs 30 in
+    # pregnancy whatever the age), so a ferritin below the plain cut-off is below it too. That
+    # decides a pregnant patient with no recorded age (inflammation cut-off 30 or 70, unknown which)
+    # whose ferritin is below 30.
+    low_ferritin = np.where(inflammation, below_infl.t | below_plain.t, below_plain.t)
     ferr_high_cut = np.where(female & (age < AGE_50), FERR_HIGH_WOMEN_15_50, FERR_HIGH_OTHERS)
     high_ferritin = (_gt(ferr, ferr_high_cut).where(sex_usable & ~preg) & adult15).t
 

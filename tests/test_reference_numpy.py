@@ -12,8 +12,9 @@ on pyoxigraph) patient by patient, comparing the set of finding codes:
 - on every valid shared case with the default profile (and the reference meets each case's
   expectations).
 
-Where the two disagree, the patients of a named SPEC AMBIGUITY are compared in their own test,
-marked xfail with the ambiguity as the reason; every other disagreement fails. The two rule
+Every disagreement fails. (A pregnant patient with no recorded age was once a named spec ambiguity
+kept in strict-xfail tests: the rules now use ferritin for such a patient, as the reference does,
+since profile-default.md gives the pregnancy ferritin cut-off "at any age".) The two rule
 defects this comparison found when it was written, and how they were fixed, are in the docstrings
 of the agreement tests."""
 
@@ -46,24 +47,6 @@ N_SYNTH = 10_000
 SEED_SYNTH = 4_2024
 N_ADVERSARIAL = 3_000
 SEED_ADVERSARIAL = 7_2024
-
-AMBIGUITY_PREGNANT_AGE_NOT_RECORDED = (
-    "spec ambiguity: a pregnant patient whose age is not recorded. findings.md: 'Under 6 months of age, "
-    "ferritin is not used at all, and anaemia is not assessed'; profile-default.md: ferritin '< 30 in "
-    "pregnancy at any age', anaemia in pregnancy by trimester only. The spec does not say whether such a "
-    "patient counts as at least 6 months old. The reference says yes for both ferritin and anaemia (a "
-    "recorded pregnancy; the pregnancy cut-offs need no age); the rules say yes for anaemia (population "
-    "of any age) but no for ferritin (they require population from-6-months, i.e. a recorded age), so "
-    "LowFerritin/IronDeficiency, FerritinConfounded, MeasureCRP, MeasureTransferrinSaturation and what "
-    "builds on them differ.")
-
-
-def ambiguity_of(rec) -> str | None:
-    """The named spec ambiguity a record falls under, if any."""
-    if rec.pregnant and rec.age_years is None and "ferritin" in rec.results:
-        return AMBIGUITY_PREGNANT_AGE_NOT_RECORDED
-    return None
-
 
 # ---------------------------------------------------------------------------------------------
 # Running both sides
@@ -104,12 +87,12 @@ def _run(cases: list[dict], work: Path) -> Run:
     return Run(cases, records, ordinals, [by_ordinal[o] for o in ordinals], ref)
 
 
-def _disagreements(run: Run, *, ambiguity: str | None) -> list[tuple[int, str, set, set]]:
+def _disagreements(run: Run) -> list[tuple[int, str, set, set]]:
     """(ordinal, id, codes only the rules derive, codes only the reference derives) for the
-    patients of ``ambiguity`` (None: the patients of no named ambiguity)."""
+    patients that disagree."""
     out = []
     for rec, o, rules, ref in zip(run.records, run.ordinals, run.rules, run.reference):
-        if ambiguity_of(rec) != ambiguity or rules == ref:
+        if rules == ref:
             continue
         out.append((o, rec.id, rules - ref, ref - rules))
     return out
@@ -123,6 +106,8 @@ def known_rule_issue(rec) -> str:
         return "pregnant under 6 months: rules assess anaemia"
     if holo is not None and holo.comparator != "=":
         return "censored holoTC read as 'no holoTC above 70 measured'"
+    if rec.pregnant and rec.age_years is None and "ferritin" in rec.results:
+        return "pregnant with no age: ferritin not used"
     return "new"
 
 
@@ -287,7 +272,7 @@ def test_columns_are_exact_micro_units():
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_reference_agrees_with_rules_on_synthetic_cohort(synth_run):
-    """Every patient of the 10,000 (outside the named spec ambiguity) gets the same codes.
+    """Every patient of the 10,000 gets the same codes.
 
     A defect this test found in the rules, fixed since: a censored active-B12 result that does
     not decide 'above 70 pmol/L' (e.g. holoTC '>=25', '>25', '>=70', '<121') was treated by rules
@@ -298,15 +283,9 @@ def test_reference_agrees_with_rules_on_synthetic_cohort(synth_run):
     unassessed, 'and so is every criterion built on it'. The rules of family drv-compare now
     derive b12:undecidedAgainst for such a comparison, and both rules require that no active-B12
     result is undecided against the 'above 70' cut-off."""
-    diffs = _disagreements(synth_run, ambiguity=None)
+    diffs = _disagreements(synth_run)
     assert not diffs, _report(synth_run, diffs)
 
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason=AMBIGUITY_PREGNANT_AGE_NOT_RECORDED, strict=True)
-def test_pregnant_patients_without_age_on_synthetic_cohort(synth_run):
-    diffs = _disagreements(synth_run, ambiguity=AMBIGUITY_PREGNANT_AGE_NOT_RECORDED)
-    assert not diffs, _report(synth_run, diffs)
 
 
 @pytest.mark.slow
@@ -320,15 +299,9 @@ def test_reference_agrees_with_rules_on_adversarial_cohort(adversarial_run):
     populations now admit ages from 6 months, or an age not recorded (b12:admitsAgeStatus
     b12:AgeNotRecorded, read by rule drv-population-age-not-recorded)."""
     assert len(adversarial_run.records) > 0.9 * N_ADVERSARIAL
-    diffs = _disagreements(adversarial_run, ambiguity=None)
+    diffs = _disagreements(adversarial_run)
     assert not diffs, _report(adversarial_run, diffs)
 
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason=AMBIGUITY_PREGNANT_AGE_NOT_RECORDED, strict=True)
-def test_pregnant_patients_without_age_on_adversarial_cohort(adversarial_run):
-    diffs = _disagreements(adversarial_run, ambiguity=AMBIGUITY_PREGNANT_AGE_NOT_RECORDED)
-    assert not diffs, _report(adversarial_run, diffs)
 
 
 def _shared_default_cases() -> list[Path]:

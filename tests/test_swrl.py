@@ -446,7 +446,7 @@ def test_generated_cases_cover_what_they_should():
                 assert (test_iri, v) in compared, (test_iri, v)
 
 
-DERIVED = {"https://w3id.org/b12kg/" + p for p in ("inPopulation", "satisfies", "doesNotSatisfy", "undecidedAgainst", "hasCauseCategory")}
+DERIVED = {"https://w3id.org/b12kg/" + p for p in ("inPopulation", "satisfies", "doesNotSatisfy", "undecidedAgainst", "hasCauseCategory", "ferritinStatus")}
 
 
 @pytest.mark.java
