@@ -71,9 +71,7 @@ def load_or_build(name: str, build: Callable[[], T]) -> T:
         try:
             with open(path, "rb") as fh:
                 return pickle.load(fh)
-        except FileNotFoundError:
-            pass
-        except Exception:                       # unreadable entry: rebuild it below
+        except Exception:                       # no entry, or an unreadable one: build it below
             pass
     value = build()
     if path is not None:

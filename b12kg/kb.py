@@ -89,7 +89,7 @@ def vocabulary() -> Vocabulary:
     return load_or_build("vocabulary", _build_vocabulary)
 
 
-def compared_unit(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
+def _compared_unit(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
     """The unit a result given in ``unit`` is compared in, and the factor to it: its own unit when
     a cut-off states it (or the same unit spelled otherwise, as ng/L for pg/mL, by UCUM); else the
     test's canonical unit."""
@@ -147,7 +147,7 @@ def _build_vocabulary() -> Vocabulary:
         return out
 
     profiles = {str(n): str(p) for p, n in _q(g, "SELECT ?p ?n WHERE { ?p a b12:Profile ; b12:profileName ?n }")}
-    compared = {(info.iri, u): compared_unit(info, u) for info in tests.values() for u in info.units}
+    compared = {(info.iri, u): _compared_unit(info, u) for info in tests.values() for u in info.units}
     return Vocabulary(tests_by_key=tests, tests_by_loinc=by_loinc, refused_codes=refused_codes,
                       contexts=keywords("ContextFactor"), symptoms=keywords("Symptom"), profiles=profiles,
                       qualitative_values=keywords("QualitativeResultValue"), compared_units=compared)

@@ -66,7 +66,8 @@ def result_iri(p: str, r: Result, n: int | None = None) -> str:
 
 def patient_links(rec: PatientRecord) -> list[tuple[str, str]]:
     """The patient's links to individuals of the ontology, as (property IRI, object IRI): profile,
-    sex, pregnancy status, trimester, whether the age is recorded, symptoms and context. The closed-world defaults are explicit."""
+    sex, pregnancy status, trimester, whether the age is recorded, symptoms and context. The
+    closed-world defaults are explicit."""
     vocab = vocabulary()
     links = [(B12NS + "profile", vocab.profiles[rec.profile]),
              (B12NS + "sex", B12NS + {"female": "Female", "male": "Male", None: "SexNotRecorded"}[rec.sex]),

@@ -17,7 +17,6 @@ from typing import Any
 from . import units
 from .errors import InputError, Issue
 from .kb import LabTestInfo, Vocabulary, vocabulary
-from .kb import compared_unit as kb_compared_unit
 
 COMPARATORS = ("<=", ">=", "<", ">")
 _VALUE_RE = re.compile(r"^\s*(<=|>=|<|>|=)?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -300,9 +299,9 @@ def _unit_problem(info: LabTestInfo, unit: str) -> str:
 
 def _compared_unit(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
     """Compare in the result's own unit when a cut-off states it (or the same unit spelled
-    otherwise, as ng/L for pg/mL); else convert to the canonical unit (see kb.compared_unit)."""
-    hit = vocabulary().compared_units.get((info.iri, unit))
-    return hit if hit is not None else kb_compared_unit(info, unit)
+    otherwise, as ng/L for pg/mL); else convert to the canonical unit (Vocabulary.compared_units,
+    which holds every accepted unit of every test)."""
+    return vocabulary().compared_units[(info.iri, unit)]
 
 
 def _parse_time(value: Any, fld: str, issues: list[Issue]) -> datetime | None:

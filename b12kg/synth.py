@@ -160,14 +160,11 @@ def _plain(d: Decimal) -> str:
 
 def _compared_unit(info, unit: str) -> str:
     """The unit a value given in ``unit`` is compared in (profile-default.md: its own unit when a
-    cut-off states it, or the same unit spelled otherwise; else the canonical unit)."""
-    if unit in info.threshold_units:
-        return unit
-    f = info.units[unit].factor_to_canonical
-    for tu in sorted(info.threshold_units):
-        if tu in info.units and info.units[tu].factor_to_canonical == f:
-            return tu
-    return info.canonical_unit
+    cut-off states it, or the same unit spelled otherwise; else the canonical unit), as the loader
+    compares it."""
+    from .kb import vocabulary
+
+    return vocabulary().compared_units[(info.iri, unit)][0]
 
 
 def _in_plausible(info, unit: str, value: Decimal) -> bool:
