@@ -8,12 +8,11 @@
 True
 """
 
-__version__ = "0.1.0"
-
-from .api import assess, load_record  # noqa: E402
-from .errors import B12kgError, InputError, Issue  # noqa: E402
-from .model import Assessment, Evidence, Finding, RuleRef, Threshold  # noqa: E402
-from .record import PatientRecord, Result  # noqa: E402
+from ._version import __version__
+from .api import assess, load_record
+from .errors import B12kgError, InputError, Issue
+from .explain.model import Assessment, Evidence, Finding, RuleRef, Threshold
+from .inputs.record import PatientRecord, Result
 
 __all__ = [
     "__version__", "assess", "load_record", "Assessment", "Finding", "Evidence", "Threshold", "RuleRef",

@@ -26,14 +26,17 @@ import tempfile
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from . import __version__
+from ._version import __version__
 from .paths import ONTOLOGY_DIR, RULES_DIR
 
 T = TypeVar("T")
 _PKG = Path(__file__).resolve().parent
-# The modules whose code shapes a cached entry: a change to one of them changes the fingerprint.
-_SOURCES = ("cache.py", "kb.py", "rules.py", "record.py", "units.py", "engines/compiled.py",
-            "engines/oxigraph_engine.py")
+
+
+def _sources() -> list[Path]:
+    """The code a cached entry may be shaped by: every module of the package, found on disk (not
+    listed by hand, so a moved or new module cannot be missed)."""
+    return sorted(_PKG.rglob("*.py"))
 
 
 def cache_dir() -> Path | None:
@@ -51,9 +54,9 @@ def fingerprint() -> str:
 
     h = hashlib.sha256()
     h.update(f"b12kg {__version__}; python {sys.version}; rdflib {rdflib.__version__}\n".encode())
-    files = sorted(ONTOLOGY_DIR.rglob("*.ttl")) + sorted(RULES_DIR.rglob("*.ttl")) + [_PKG / s for s in _SOURCES]
+    files = sorted(ONTOLOGY_DIR.rglob("*.ttl")) + sorted(RULES_DIR.rglob("*.ttl")) + _sources()
     for f in files:
-        h.update(str(f.name).encode() + b"\0")
+        h.update(str(f.relative_to(f.parents[1]) if f.is_relative_to(_PKG) else f.name).encode() + b"\0")
         h.update(f.read_bytes())
         h.update(b"\0")
     return h.hexdigest()[:32]

@@ -55,7 +55,3 @@ class InputError(B12kgError):
 
 class RuleError(B12kgError):
     """A rule could not be loaded or run."""
-
-
-class NetworkRefused(B12kgError):
-    """Input asked for something on the network (a remote context, an import); b12kg never fetches."""

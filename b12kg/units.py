@@ -74,6 +74,18 @@ def to_decimal_string(d: Decimal) -> str:
     return s
 
 
+def format_decimal(d: Decimal | None) -> str | None:
+    """A decimal as people read it: the plain form without a trailing ".0" (None stays None).
+
+    >>> format_decimal(Decimal("105.00")), format_decimal(Decimal("0.280")), format_decimal(None)
+    ('105', '0.28', None)
+    """
+    if d is None:
+        return None
+    s = to_decimal_string(d)
+    return s[:-2] if s.endswith(".0") else s
+
+
 def convert(value: Decimal, factor: Decimal) -> Decimal:
     """Exact decimal conversion; a product of two decimals needs no rounding."""
     return value * factor

@@ -18,13 +18,10 @@ import os
 import platform
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,8 +57,8 @@ def cohort_csv(size: int, seed: int) -> Path:
     if path.exists():
         return path
     sys.path.insert(0, str(REPO))
-    from b12kg import synth
-    from b12kg.cohort.csvio import write_csv
+    from b12kg.testing import synth
+    from b12kg.inputs.csv import write_csv
 
     def cases():
         for case in synth.generate(size, seed=seed, edge_cases=False):
@@ -84,12 +81,12 @@ def cohort_csv(size: int, seed: int) -> Path:
 def child_loop(engine: str, csv: str, n: int, result: str) -> None:
     """The single-patient API in a loop over the first n rows: read the row, load and check
     the record, assess it (rules, explanation queries, Assessment built)."""
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "tests"))
     from itertools import islice
 
     from b12kg import api
-    from b12kg.cohort.engine import parse_raw
-    from b12kg.cohort.readers import open_input
+    from b12kg.cohort.worker import parse_raw
+    from b12kg.cohort.planner import open_input
 
     raws = list(islice(open_input(csv), n))
     api.assess(parse_raw(raws[0], None), engine=engine)     # warm: knowledge base, rules, store
@@ -107,14 +104,14 @@ def child_loop(engine: str, csv: str, n: int, result: str) -> None:
 def child_numpy(csv: str, result: str, batch: int = 50_000) -> None:
     """Load the records (CSV row -> checked PatientRecord, the cohort engine's loader) and build
     the columns batch by batch; then findings(columns), best of 3."""
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "tests"))
     from itertools import islice
 
     import numpy as np
 
-    from b12kg import reference_numpy as rn
-    from b12kg.cohort.engine import parse_raw
-    from b12kg.cohort.readers import open_input
+    from oracle import reference_numpy as rn
+    from b12kg.cohort.worker import parse_raw
+    from b12kg.cohort.planner import open_input
 
     # warm (not timed): vocabulary, unit registry, on the first 100 rows
     rn.columns_from_records([parse_raw(r, None) for r in islice(open_input(csv), 100)])
@@ -263,12 +260,6 @@ def measure(cmd: list[str], *, log: Path, env: dict | None = None, extra_pids=No
 # ---------------------------------------------------------------------------------------------
 # The engines
 # ---------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _cli(csv: Path, out: Path, *args: str) -> list[str]:
     return [PY, "-m", "b12kg.cli", "assess-cohort", str(csv), "--out", str(out), "--quiet", "--restart", *args]
 
@@ -318,19 +309,10 @@ def run_engine(engine: str, size: int, csv: Path, args) -> dict:
                            f"{size / inner:,.0f} patients/s" if inner else ""))
         shutil.rmtree(out, ignore_errors=True)
     elif engine == "remote":
-        port = _free_port()
-        server_log = open(OUT / f"{tag}.server.log", "w")
-        server = subprocess.Popen([args.oxigraph, "serve", "--bind", f"127.0.0.1:{port}"], stdout=server_log,
-                                  stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    q = urllib.parse.quote("ASK {}")
-                    with urllib.request.urlopen(f"{base}/query?query={q}", timeout=2):
-                        break
-                except OSError:
-                    time.sleep(0.1)
+        from b12kg.engines.remote import oxigraph_server
+
+        with oxigraph_server(binary=args.oxigraph, log=OUT / f"{tag}.server.log") as server:
+            base = server.url
             out = OUT / f"run-{tag}"
             m = measure(_cli(csv, out, "--endpoint", f"{base}/query", "--update-endpoint", f"{base}/update",
                              "--store-endpoint", f"{base}/store"), log=log, env=env,
@@ -340,14 +322,6 @@ def run_engine(engine: str, size: int, csv: Path, args) -> dict:
                        note=f"end to end; in-memory oxigraph server {args.oxigraph_version}, its peak RSS "
                             f"{_mb(m['server_peak_rss'])} MB not in the tree columns")
             shutil.rmtree(out, ignore_errors=True)
-        finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-            server_log.close()
     elif engine == "numpy":
         m = measure([PY, __file__, "--child", "numpy", "--csv", str(csv), "--result", str(res)], log=log, env=env,
                     timeout=args.timeout)
@@ -440,9 +414,9 @@ def report(rows: list[dict], skipped: list[str], sizes: list[int], args, machine
              f"{tuple(round(x, 2) for x in os.getloadavg())}. Other developers' test runs share the 2 cores, "
              f"so throughputs are lower than on an idle machine; each row gives the 1-min load average before "
              f"and after it.")
-    L.append(f"- cohorts: `b12kg.synth.generate(n, seed={args.seed}, edge_cases=False)` (realistic mix: about six "
+    L.append(f"- cohorts: `b12kg.testing.synth.generate(n, seed={args.seed}, edge_cases=False)` (realistic mix: about six "
              f"results a patient, mixed units, some censored values, every context and symptom), profile forced "
-             f"to `default`, written as CSV with `b12kg.cohort.csvio.write_csv` to bench/out/ (not committed)")
+             f"to `default`, written as CSV with `b12kg.inputs.csv.write_csv` to bench/out/ (not committed)")
     L.append(f"- start-up cache (b12kg.cache: the compiled rules and the vocabulary, in the user's cache folder) "
              f"built or found before the measurements, in {args.cache_seconds:.1f} s, as on any first use; every "
              f"measurement starts with it warm")

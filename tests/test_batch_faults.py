@@ -1,7 +1,7 @@
 """Batch faults (issue 5): corrupt records mixed with good ones, and a cohort run killed midway.
 
 - A cohort of 10,000 generated patients with about 1 % corrupt records
-  (b12kg.synth.generate_invalid): every good record is in findings.ndjson, every bad one in
+  (b12kg.testing.synth.generate_invalid): every good record is in findings.ndjson, every bad one in
   rejects.ndjson with its reason and where it was, and read = assessed + refused.
 - Records that break the loaders in unusual ways (lone surrogates, deep nesting, huge numbers,
   bytes that are not UTF-8) are refused one by one; the run completes.
@@ -101,8 +101,8 @@ def test_ndjson_lines_broken_in_every_way_are_refused_one_by_one(tmp_path):
 # are not UTF-8, a quote that never closes.
 # ---------------------------------------------------------------------------------------------
 def _small_csv(tmp_path: Path, n: int = 5) -> tuple[bytes, bytes]:
-    from b12kg import synth
-    from b12kg.cohort.csvio import write_csv
+    from b12kg.testing import synth
+    from b12kg.inputs.csv import write_csv
 
     p = tmp_path / "src.csv"
     with open(p, "w", newline="", encoding="utf-8") as fh:
@@ -167,8 +167,8 @@ N_GOOD = int(__import__("os").environ.get("B12KG_BATCH_N", "10000"))
 def make_cohort(path: Path, n_good: int, seed: int = 21) -> tuple[list[dict], dict[str, dict]]:
     """A cohort CSV of n_good generated patients with 1 % corrupt ones spread through it.
     Returns the records in file order and the corrupt ones by id."""
-    from b12kg import synth
-    from b12kg.cohort.csvio import write_csv
+    from b12kg.testing import synth
+    from b12kg.inputs.csv import write_csv
 
     recs = list(synth.generate(n_good, seed))
     bad = [r for r in synth.generate_invalid(n_good // 25, seed + 1) if r["corruption"]["kind"] in CSV_KINDS]

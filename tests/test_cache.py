@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
     """500 synthetic patients (edge values, every unit, censored results) as a cohort CSV."""
-    from b12kg import synth
-    from b12kg.cohort.csvio import write_csv
+    from b12kg.testing import synth
+    from b12kg.inputs.csv import write_csv
 
     path = tmp_path_factory.mktemp("cohort") / "cohort.csv"
     with open(path, "w", encoding="utf-8", newline="") as fh:

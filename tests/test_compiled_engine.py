@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from rdflib.plugins.sparql import prepareQuery
 
-from b12kg import synth
+from b12kg.testing import synth
 from b12kg.api import assess, load_record
 from b12kg.engines import compiled
-from b12kg.engines import oxigraph_engine as oe
+from b12kg.engines import oxigraph as oe
 from b12kg.errors import RuleError
-from b12kg.rdfpatient import DEFAULT_BASE, record_to_ntriples
-from b12kg.record import record_from_case
+from b12kg.rdf.patient import DEFAULT_BASE, record_to_ntriples
+from b12kg.inputs.case import record_from_case
 from b12kg.rules import load_rules
 
 SHARED = Path(__file__).resolve().parents[1] / "vendor" / "shared" / "cases"
@@ -66,7 +66,7 @@ def test_records_beyond_float_exactness_go_to_the_sparql_engine():
     rec = record_from_case({"id": "x", "patient": {"sex": "female", "age_years": 40},
                             "observations": {"ferritin": {"value": "29.9999999999999999", "unit": "ug/L"}}})
     assert not compiled.exact_for(rec)
-    found, _ = compiled.reason_records([rec], DEFAULT_BASE)
+    found, _ = compiled.CompiledEngine().reason([rec], base=DEFAULT_BASE)
     assert "LowFerritin" in next(iter(found.values()))
 
 

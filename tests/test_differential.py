@@ -4,7 +4,7 @@ N-Triples lines, not just the finding codes) on every valid shared case and on 1
 patients with values at, just above and just below every cut-off; and pyoxigraph infers the same
 for 1,000 patients in one store as patient by patient.
 
-Also here: the synthetic generator (b12kg.synth) those runs depend on: every record it makes is
+Also here: the synthetic generator (b12kg.testing.synth) those runs depend on: every record it makes is
 valid, it is deterministic, it reaches every cut-off in every unit the cut-off states, it is fast,
 and its corrupt records are refused with the field named."""
 
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from b12kg import synth
+from b12kg.testing import synth
 from b12kg.api import infer, load_record
 from b12kg.errors import InputError
-from b12kg.rdfpatient import record_to_ntriples
+from b12kg.rdf.patient import record_to_ntriples
 
 N_GENERATED = 1000
 SEED = 20261124
@@ -84,7 +84,7 @@ def test_engines_agree_on_1000_generated_patients() -> None:
 def test_oxigraph_batch_equals_one_by_one() -> None:
     """1,000 patients in one store (the whole knowledge base) infer exactly the union of what
     each patient infers alone (the rule-support subset of the knowledge base, as assess uses)."""
-    from b12kg.engines import oxigraph_engine as oe
+    from b12kg.engines import oxigraph as oe
 
     inputs = generated_inputs()
     one_by_one: list[str] = []

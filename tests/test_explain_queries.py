@@ -18,8 +18,8 @@ import rdflib
 
 from b12kg import paths
 from b12kg.api import assess, explanation_store, load_record, run_query
-from b12kg.engines.oxigraph_engine import load_patients
-from b12kg.rules import INFERRED_GRAPH
+from b12kg.engines.oxigraph import load_patients
+from b12kg.rdf.terms import INFERRED_GRAPH
 
 SHARED = Path(__file__).resolve().parent.parent / "vendor" / "shared" / "cases" / "valid"
 CASES = ("p03-pernicious-anemia-high-ferritin", "p05-inflammation-hides-iron-deficiency", "p11-symptoms-without-b12-or-ferritin",

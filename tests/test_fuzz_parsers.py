@@ -143,7 +143,7 @@ def test_fhir_bundle_with_more_observations_than_a_record_may_hold_is_refused_be
     # more than 10,000 results).
     import time
 
-    from b12kg.record import MAX_RESULTS_PER_RECORD
+    from b12kg.inputs.record import MAX_RESULTS_PER_RECORD
 
     b = _bundle()
     obs = b["entry"][1]
@@ -414,8 +414,8 @@ def test_jsonld_processing_errors_name_the_part_of_the_document(tmp_path, doc, f
 # Cohorts: a bad row or line is refused alone, with its place and reason; the run completes
 # ---------------------------------------------------------------------------------------------
 def _cohort_csv() -> bytes:
-    from b12kg import synth
-    from b12kg.cohort.csvio import write_csv
+    from b12kg.testing import synth
+    from b12kg.inputs.csv import write_csv
 
     buf = io.StringIO()
     write_csv(list(synth.generate(12, 7)), buf)

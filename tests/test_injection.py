@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 import b12kg
 from b12kg import InputError
-from b12kg.rdfpatient import DEFAULT_BASE
+from b12kg.inputs.normalise import is_text
+from b12kg.rdf.patient import DEFAULT_BASE
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLE = REPO / "vendor" / "shared" / "cases" / "fhir" / "p21-dual-deficiency.bundle.json"
@@ -103,7 +104,7 @@ def test_hostile_patient_id_round_trips_and_changes_nothing(pid, plain):
 
 
 def _valid_id(s: str) -> bool:
-    return s.strip() != "" and b12kg.record.is_text(s)
+    return s.strip() != "" and is_text(s)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -266,7 +267,7 @@ def test_fhir_hostile_ids_and_texts(text, plain_bundle):
 # ---------------------------------------------------------------------------------------------
 def test_hostile_ids_in_a_cohort_csv(tmp_path, plain):
     from b12kg.cohort import assess_cohort
-    from b12kg.cohort.csvio import case_to_row, csv_columns
+    from b12kg.inputs.csv import case_to_row, csv_columns
 
     ids = [h for h in HOSTILE if h.strip() and h == h.strip()] + ["plain"]
     path = tmp_path / "hostile.csv"
@@ -292,7 +293,7 @@ def test_hostile_ids_in_a_cohort_csv(tmp_path, plain):
 def test_patient_graph_inside_insert_data_is_the_same_graph(pid):
     import pyoxigraph as ox
 
-    from b12kg.rdfpatient import record_to_ntriples
+    from b12kg.rdf.patient import record_to_ntriples
 
     rec = b12kg.load_record(_record(pid) | {"context": ["metformin", pid]} if pid.strip() else _record(pid))
     nt = record_to_ntriples(rec)

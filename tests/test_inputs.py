@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from b12kg import InputError, assess, load_record
-from b12kg.fhir import load_json
-from b12kg.rdfinput import parse_rdf, validate_shapes
-from b12kg.rdfpatient import record_to_ntriples
+from b12kg.inputs.files import load_json
+from b12kg.inputs.rdf import parse_rdf, validate_shapes
+from b12kg.rdf.patient import record_to_ntriples
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / "vendor" / "shared" / "cases"
@@ -263,7 +263,7 @@ def test_rdf_violating_the_shapes_is_refused_naming_the_property():
         b12:hasResult <urn:r> .
     <urn:r> a b12:LabResult ; b12:valueAsGiven "9" ; b12:unitAsGiven "ug/L" ."""
     with pytest.raises(InputError) as e:
-        from b12kg.rdfinput import record_from_graph
+        from b12kg.inputs.rdf import record_from_graph
         record_from_graph(parse_rdf(ttl, "turtle"))
     msg = str(e.value)
     assert "sex" in msg and "test" in msg

@@ -374,7 +374,7 @@ def test_a_number_string_of_100000_digits_is_refused(where, tmp_path):
     digits = "1" * 100_000
     if where == "csv":
         from b12kg.cohort import assess_cohort
-        from b12kg.cohort.csvio import case_to_row, csv_columns
+        from b12kg.inputs.csv import case_to_row, csv_columns
         import csv as csvmod
 
         p = tmp_path / "c.csv"

@@ -16,7 +16,8 @@ from rdflib.compare import isomorphic
 from rdflib.namespace import OWL, RDF
 
 import b12kg
-from b12kg import build, paths
+from b12kg import paths
+from b12kg.kb import build
 
 REPO = Path(__file__).resolve().parents[1]
 ONTOLOGY = rdflib.URIRef("https://w3id.org/b12kg/ontology")

@@ -11,7 +11,7 @@ import pytest
 import rdflib
 
 from b12kg import paths
-from b12kg.build import merged_graph
+from b12kg.kb.build import merged_graph
 
 REPO = Path(__file__).resolve().parents[1]
 FINDINGS_MD = REPO / "vendor" / "shared" / "spec" / "findings.md"

@@ -12,8 +12,8 @@ import pytest
 import rdflib
 
 from b12kg import paths
-from b12kg.build import merged_graph
-from b12kg.qc import qc_graph
+from b12kg.kb.build import merged_graph
+from b12kg.kb.qc import qc_graph
 
 REPO = Path(__file__).resolve().parents[1]
 CLAIMS_TSV = REPO / "vendor" / "shared" / "spec" / "claims.tsv"

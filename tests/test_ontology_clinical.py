@@ -10,7 +10,7 @@ import pytest
 import rdflib
 from rdflib.namespace import RDF
 
-from b12kg.build import merged_graph
+from b12kg.kb.build import merged_graph
 
 REPO = Path(__file__).resolve().parents[1]
 FINDINGS_MD = REPO / "vendor" / "shared" / "spec" / "findings.md"

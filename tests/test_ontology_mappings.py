@@ -12,7 +12,7 @@ import pytest
 import rdflib
 from rdflib.namespace import OWL, RDF, SKOS
 
-from b12kg.build import merged_graph
+from b12kg.kb.build import merged_graph
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "vendor" / "shared" / "spec" / "clinical-reference.md"

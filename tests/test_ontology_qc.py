@@ -11,8 +11,9 @@ import rdflib
 from rdflib import Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS
 
-from b12kg.build import merged_graph
-from b12kg.qc import COLUMNS, qc_files, rule_files, run_qc
+from b12kg.kb.build import merged_graph
+from b12kg import paths
+from b12kg.kb.qc import COLUMNS, qc_files, run_qc
 
 B12 = rdflib.Namespace("https://w3id.org/b12kg/")
 OBO = rdflib.Namespace("http://purl.obolibrary.org/obo/")
@@ -29,7 +30,7 @@ def ontology() -> rdflib.Graph:
 
 @pytest.fixture(scope="module")
 def ontology_and_rules() -> rdflib.Graph:
-    files = rule_files()
+    files = paths.rule_files(recursive=True)
     assert files, "no rule files under rules/: every finding code still lacks a rule"
     g = merged_graph()
     for f in files:

@@ -10,7 +10,7 @@ import pytest
 import rdflib
 from rdflib.namespace import RDF
 
-from b12kg.build import merged_graph
+from b12kg.kb.build import merged_graph
 
 pytestmark = [
     pytest.mark.java,

@@ -1,7 +1,7 @@
 """Property tests (issue 5) over generated patients: unit invariance, monotonicity, the safety
 invariants of findings.md, evidence for every finding, and determinism.
 
-Patients come from b12kg.synth (realistic panels, values at and next to every cut-off, every
+Patients come from b12kg.testing.synth (realistic panels, values at and next to every cut-off, every
 context word and symptom); hypothesis picks them, perturbs their values, units, symptoms and
 context, and shrinks a failure to a small record. Every assessment goes through b12kg.assess
 with the default engine (oxigraph). The number of examples is bounded for ``make test``
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from rdflib.compare import to_isomorphic
 
 import b12kg
-from b12kg import synth
+from b12kg.testing import synth
 from b12kg.kb import vocabulary
 
 REPO = Path(__file__).resolve().parent.parent

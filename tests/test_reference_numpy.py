@@ -2,7 +2,7 @@
 findings.md and profile-default.md, not from the rules) agrees with the rules (the cohort engine
 on pyoxigraph) patient by patient, comparing the set of finding codes:
 
-- on every patient of a seeded 10,000-patient synthetic cohort (b12kg.synth with edge cases: values
+- on every patient of a seeded 10,000-patient synthetic cohort (b12kg.testing.synth with edge cases: values
   at, just above and just below every cut-off, censored at it, in every unit), forced to the
   default profile;
 - on a seeded 3,000-patient adversarial cohort built here: every analyte at or next to a cut-off
@@ -31,15 +31,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from b12kg import reference_numpy as rn
-from b12kg import synth
+from oracle import reference_numpy as rn
+from b12kg.testing import synth
 from b12kg.api import assess, load_record
 from b12kg.cohort import assess_cohort
-from b12kg.cohort.csvio import write_csv
-from b12kg.cohort.engine import parse_raw
-from b12kg.cohort.readers import open_input
+from b12kg.inputs.csv import write_csv
+from b12kg.cohort.worker import parse_raw
+from b12kg.cohort.planner import open_input
 from b12kg.errors import InputError
-from b12kg.record import record_from_case
+from b12kg.inputs.case import record_from_case
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO / "vendor" / "shared"

@@ -10,18 +10,17 @@ import os
 import pickle
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from b12kg.cohort import assess_cohort
-from b12kg.cohort.csvio import write_csv
-from b12kg.cohort.remote import Endpoint, kb_ntriples, wait_until_up
+from b12kg.inputs.csv import write_csv
+from b12kg.engines.remote import Endpoint, free_port, kb_ntriples, oxigraph_server
 from b12kg.errors import B12kgError
-from b12kg.rules import KB_GRAPH
-from b12kg.synth import generate
+from b12kg.rdf.terms import KB_GRAPH
+from b12kg.testing.synth import generate
 
 REPO = Path(__file__).resolve().parent.parent
 VALID = REPO / "vendor" / "shared" / "cases" / "valid"
@@ -39,31 +38,11 @@ def _server_binary() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
     """A fresh `oxigraph serve` on a free port with its own store folder; stopped afterwards."""
-    binary = _server_binary()
-    port = _free_port()
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([binary, "serve", "--location", str(tmp_path / "store"), "--bind", f"127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/query", proc, seconds=30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with oxigraph_server(tmp_path / "store", binary=_server_binary(), log=tmp_path / "server.log") as srv:
+        yield srv.url
 
 
 def _ndjson(path: Path) -> list[dict]:
@@ -145,7 +124,7 @@ def test_bad_endpoints_are_named(server, tmp_path):
     assert wrong in str(info.value) and "404" in str(info.value)
     assert not (tmp_path / "out" / "findings.ndjson").exists()
 
-    closed = f"http://127.0.0.1:{_free_port()}/query"
+    closed = f"http://127.0.0.1:{free_port()}/query"
     with pytest.raises(B12kgError, match="cannot connect") as info:
         Endpoint(query=closed).reason("", want_graph=False)
     assert closed in str(info.value)
@@ -169,7 +148,7 @@ def test_credentials_stay_out_of_messages(monkeypatch):
     endpoint survives pickling (the runner sends it to worker processes)."""
     secret = "s3cret-Pa55"
     monkeypatch.setenv("B12KG_TEST_PASSWORD", secret)
-    port = _free_port()
+    port = free_port()
     ep = Endpoint.from_options(query=f"http://127.0.0.1:{port}/sparql", update=None, store=None, user="dba",
                                password_env="B12KG_TEST_PASSWORD")
     assert ep.password == secret and ep.update_url == ep.query
@@ -209,8 +188,8 @@ class _CuttingEndpoint(Endpoint):
 def test_cut_answers_are_noticed_and_the_batch_split(server, capsys):
     """An answer with fewer rows than the store counted is never taken for the whole: the batch
     is split by patient until each answer fits, and the result is the same as uncut."""
-    from b12kg.rdfpatient import record_to_ntriples
-    from b12kg.record import record_from_case
+    from b12kg.rdf.patient import record_to_ntriples
+    from b12kg.inputs.case import record_from_case
 
     nt = "".join(record_to_ntriples(record_from_case(c, source="synth")) for c in generate(40, seed=5))
     whole = Endpoint(query=server + "/query", update=server + "/update", store=server + "/store")

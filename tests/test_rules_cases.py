@@ -24,7 +24,7 @@ import yaml
 
 from b12kg import kb
 from b12kg.api import assess
-from b12kg.cases import run_case
+from b12kg.testing.cases import run_case
 from b12kg.rules import load_rules
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -168,10 +168,10 @@ def test_every_comparison_has_exactly_one_outcome() -> None:
     criterion unassessed). A gap or an overlap between the drv-compare rules fails here."""
     import pyoxigraph as ox
 
-    from b12kg import synth
+    from b12kg.testing import synth
     from b12kg.api import infer, load_record
     from b12kg.errors import InputError
-    from b12kg.rdfpatient import record_to_ntriples
+    from b12kg.rdf.patient import record_to_ntriples
 
     records = []
     for case in synth.generate(2000, seed=11, edge_cases=True):

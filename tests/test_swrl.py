@@ -1,4 +1,4 @@
-"""The SWRL engine: the translator (b12kg.swrl) and Pellet through owlready2 (b12kg.engines.swrl_engine)
+"""The SWRL engine: the translator (b12kg.rules.swrl) and Pellet through owlready2 (b12kg.engines.swrl)
 against the oxigraph engine, on the shared cases and on generated patients that sit on every cut-off.
 
 The engine tests need Java (marked ``java``); the translator tests do not."""
@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import rdflib
 
-from b12kg import api, swrl
+from b12kg import api
+from b12kg.rules import swrl
 from b12kg.errors import B12kgError, InputError
 from b12kg.kb import ontology_graph, vocabulary
-from b12kg.rdfpatient import record_to_ntriples
+from b12kg.rdf.patient import record_to_ntriples
 from b12kg.rules import Rule, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,7 +181,7 @@ def test_a_reader_of_an_untranslatable_producer_is_excluded_by_the_closure():
 
 
 def test_missing_java_is_a_clear_error(monkeypatch):
-    from b12kg.engines import swrl_engine as se
+    from b12kg.engines import swrl as se
 
     monkeypatch.setattr(se.shutil, "which", lambda name: None)
     with pytest.raises(B12kgError, match="the swrl engine needs a Java runtime"):
@@ -199,7 +200,7 @@ def shared_cases_ntriples() -> str:
 @pytest.mark.java
 @pytest.mark.skipif(not JAVA, reason="Java runtime not found: SWRL engine test skipped")
 def test_shared_cases_agree_with_oxigraph(shared_cases_ntriples):
-    from b12kg.engines import swrl_engine as se
+    from b12kg.engines import swrl as se
 
     found = se.reason(shared_cases_ntriples)
     assert len(found) == len(CASES)
@@ -241,7 +242,7 @@ def _pregnant_hb(i: str, value: str, unit: str = "g/L") -> dict:
 def test_decimals_compare_exactly_at_the_cutoffs():
     """Pregnant, second trimester: anaemia below 105 g/L (an xsd:integer cut-off, the value an
     xsd:decimal). owlready2 would read a decimal as a float; the engine passes the lexical form."""
-    from b12kg.engines import swrl_engine as se
+    from b12kg.engines import swrl as se
 
     cases = [
         _pregnant_hb("at", "105"), _pregnant_hb("at-dl", "10.5", "g/dL"), _pregnant_hb("below", "104.999999"),
@@ -271,7 +272,7 @@ def test_decimals_compare_exactly_at_the_cutoffs():
 def test_decimals_beyond_double_precision():
     """Pellet compares xsd:decimal exactly: with 20 significant digits (the most the loader reads)
     a double cannot tell 104.99999999999999999 from 105; the engine passes the lexical form."""
-    from b12kg.engines import swrl_engine as se
+    from b12kg.engines import swrl as se
 
     cases = [_pregnant_hb("d20-below", "104.99999999999999999"), _pregnant_hb("d20-at", "105.00000000000000000"),
              _pregnant_hb("d20-above", "105.00000000000000001"), _pregnant_hb("d20-dl", "10.499999999999999999", "g/dL")]
@@ -455,7 +456,7 @@ def test_derivations_agree_with_oxigraph(shared_cases_ntriples):
     """Populations, cut-offs met and not met, cause categories: the rules under the findings,
     some of which (doesNotSatisfy, hasCauseCategory) no subset finding reads. On the shared
     cases and the generated patients that sit on each cut-off."""
-    from b12kg.engines import swrl_engine as se
+    from b12kg.engines import swrl as se
 
     records, _ = load_generated(1000)
     nt = shared_cases_ntriples + "".join(record_to_ntriples(r) for r in records[:200])
@@ -470,7 +471,7 @@ def test_derivations_agree_with_oxigraph(shared_cases_ntriples):
 @pytest.mark.slow
 @pytest.mark.skipif(not JAVA, reason="Java runtime not found: SWRL engine test skipped")
 def test_generated_patients_agree_with_oxigraph():
-    from b12kg.engines import swrl_engine as se
+    from b12kg.engines import swrl as se
 
     records, refused = load_generated(1000)
     nt = "".join(record_to_ntriples(r) for r in records)

@@ -1,4 +1,8 @@
-"""Per-patient output of the cohort engine: one NDJSON line and its CSV rows.
+"""Per-patient output of the cohort engine: one NDJSON line and its CSV rows. Each finding is
+written in the one JSON shape of a finding (schema/finding.schema.json, as ``assess --format
+json`` writes it), with the fields a cohort needs: code, kind, rule_ids, evidence (as given and
+as compared), thresholds (id, limits, compared_limit, source, verification), based_on, context
+and actions.
 
 Every patient's findings share their provenance (rule, cut-offs, earlier findings, context,
 actions) with many other patients; only the results' values are the patient's own. So the JSON
@@ -11,50 +15,16 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
-from ..kb import finding_classes
-from ..record import PatientRecord
-from ..units import to_decimal_string
+from ..engines.base import Provenance
+from ..explain.text import given_text
+from ..inputs.record import PatientRecord
+from ..kb import finding_classes, label_table, threshold_table
+from ..units import format_decimal
 
 # One encoder for every call: json.dumps with options builds a new JSONEncoder each time.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """What one finding of one patient rests on (everything but the patient's own values)."""
-
-    code: str
-    rules: tuple[str, ...]
-    results: tuple[str, ...]          # analyte keys
-    thresholds: tuple[str, ...]       # threshold IRIs
-    findings: tuple[str, ...]         # codes of earlier findings
-    context: tuple[str, ...]          # IRIs of symptoms and context factors
-    actions: tuple[str, ...]          # IRIs of actions
-    _hash: int = field(default=0, compare=False, repr=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "_hash", hash((self.code, self.rules, self.results, self.thresholds, self.findings,
-                                                self.context, self.actions)))
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    @classmethod
-    def of(cls, code: str, rules: Iterable, results: Iterable, thresholds: Iterable, findings: Iterable,
-           context: Iterable, actions: Iterable) -> "Provenance":
-        return cls(code, tuple(sorted(set(rules))), tuple(sorted(set(results))), tuple(sorted(set(thresholds))),
-                   tuple(sorted(set(findings))), tuple(sorted(set(context))), tuple(sorted(set(actions))))
-
-
-def fmt(d: Decimal | None) -> str | None:
-    if d is None:
-        return None
-    s = to_decimal_string(d)
-    return s[:-2] if s.endswith(".0") else s
 
 
 def evidence_dict(rec: PatientRecord, key: str) -> dict | None:
@@ -63,7 +33,7 @@ def evidence_dict(rec: PatientRecord, key: str) -> dict | None:
         return None
     e: dict[str, Any] = {"analyte": key, "value_as_given": r.value_as_given, "unit_as_given": r.unit_as_given}
     if r.qualitative is None:
-        e["value_compared"] = fmt(r.compared_value)
+        e["value_compared"] = format_decimal(r.compared_value)
         e["unit_compared"] = r.compared_unit
     if r.ref_high_as_given is not None:
         e["reference_high"] = r.ref_high_as_given
@@ -74,8 +44,6 @@ def evidence_dict(rec: PatientRecord, key: str) -> dict | None:
 
 @functools.lru_cache(maxsize=1)
 def _tables():
-    from .engine import label_table, threshold_table
-
     return finding_classes(), threshold_table(), label_table()
 
 
@@ -87,17 +55,18 @@ def _static(p: Provenance, units: frozenset) -> tuple[str, str, list[str], str]:
     thresholds = []
     for t in p.thresholds:
         info = ths[t]
-        limit = next((info["limits"][u] for u in info["limits"] if u in units), None) or " or ".join(info["limits"].values())
-        thresholds.append({"id": info["id"], "limit": limit, "source": info["source"], "verification": info["verification"]})
+        compared = next((info["limits"][u] for u in info["limits"] if u in units), None)
+        thresholds.append({"id": info["id"], "limits": [info["limits"][u] for u in sorted(info["limits"])],
+                           "compared_limit": compared, "source": info["source"], "verification": info["verification"]})
     kind = classes[p.code]["kind"]
-    head = '{"code":' + _dumps(p.code) + ',"kind":' + _dumps(kind) + ',"rules":' + _dumps(list(p.rules)) + ',"evidence":['
+    head = '{"code":' + _dumps(p.code) + ',"kind":' + _dumps(kind) + ',"rule_ids":' + _dumps(list(p.rules)) + ',"evidence":['
     tail = '],"thresholds":' + _dumps(thresholds) + ',"based_on":' + _dumps(list(p.findings))
     if p.context:
         tail += ',"context":' + _dumps(sorted(labels.get(c, c) for c in p.context))
     if p.actions:
         tail += ',"actions":' + _dumps(sorted(labels.get(a, a) for a in p.actions))
     tail += "}"
-    th_text = "; ".join(f"{t['limit']} ({t['source']})" for t in thresholds)
+    th_text = "; ".join(f"{t['compared_limit'] or ' or '.join(t['limits'])} ({t['source']})" for t in thresholds)
     return head, tail, [th_text, " ".join(p.findings)], " ".join(p.rules)
 
 
@@ -121,7 +90,7 @@ def patient_outputs(rec: PatientRecord, ordinal: int, ref: str, found: dict[str,
             if k not in ev_json:
                 e = evidence_dict(rec, k)
                 ev_json[k] = _dumps(e)
-                ev_text[k] = f"{k} {e['value_as_given']} {e.get('unit_as_given') or ''}".strip()
+                ev_text[k] = given_text(k, e["value_as_given"], e.get("unit_as_given"))
             items.append(ev_json[k])
             texts.append(ev_text[k])
         parts.append(head + ",".join(items) + tail)

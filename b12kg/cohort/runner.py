@@ -20,11 +20,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
+from ..engines import compiled
 from ..errors import B12kgError
-from .engine import ChunkReport, Options, check_csv_header, part_paths, process_chunk
+from ..inputs.csv import check_csv_header
+from ..kb import vocabulary
+from ..rules import load_rules
 from .output import CSV_HEADER
-from .readers import ChunkPlan, csv_header, input_kind, plan_chunks, read_chunk
+from .planner import ChunkPlan, csv_header, input_kind, plan_chunks, read_chunk
+from .worker import ChunkReport, Options, part_paths, process_chunk
 
 OUTPUTS = {"ndjson": "findings.ndjson", "csv": "findings.csv", "rejects": "rejects.ndjson", "graph": "inferred.nq"}
 
@@ -75,9 +79,6 @@ def _fingerprint(path: Path, options: Options, chunk_size: int) -> str:
 
 def _worker_init() -> None:
     # Warm the caches once per process (ontology, rules, vocabulary) outside the timed chunks.
-    from ..kb import vocabulary
-    from ..rules import load_rules
-
     vocabulary()
     load_rules()
 
@@ -140,9 +141,7 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
     n_workers = workers or os.cpu_count() or 1
     if engine == "compiled" and endpoint is None:
         # Compile once here: forked workers inherit the program instead of each parsing the rules.
-        from ..engines.compiled import program
-
-        program()
+        compiled.program()
     try:
         todo = []
         for plan in plans:

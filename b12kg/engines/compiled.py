@@ -33,7 +33,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MethodType
-from typing import Any, Iterable
+from typing import Any, Sequence
 
 import numpy as np
 import rdflib
@@ -43,88 +43,21 @@ from rdflib.plugins.sparql.parserutils import CompValue, Expr
 
 from ..cache import load_or_build
 from ..errors import RuleError
-from ..kb import B12NS, vocabulary
-from ..rdfpatient import patient_iri, patient_links
-from ..record import PatientRecord
+from ..inputs.record import PatientRecord
+from ..kb import vocabulary
+from ..rdf.patient import patient_links
+from ..rdf.terms import B12NS, DEFAULT_BASE, patient_iri
+from ..inputs.rdf import records_from_ntriples
 from ..rules import Rule, load_rules, rule_support_graph
+from ..rules.algebra import Conj, normalise
+from .base import Engine, Findings, Provenance, Reasoned
+from .oxigraph import OxigraphEngine
 
 THIS = Variable("this")
 B = rdflib.Namespace(B12NS)
 RESULT_LITERALS = {B.comparator: "cmp", B.comparedValue: "value", B.comparedUnit: "unit",
                    B.referenceHighCompared: "refhigh"}
 MAX_DIGITS = 15
-
-
-# ---------------------------------------------------------------------------------------------
-# Normalising the algebra
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class Conj:
-    triples: list = field(default_factory=list)
-    filters: list = field(default_factory=list)
-    binds: dict = field(default_factory=dict)
-    values: list = field(default_factory=list)       # lists of {Variable: term} rows
-    notexists: list = field(default_factory=list)    # lists of Conj (alternatives)
-
-    def merge(self, other: "Conj") -> "Conj":
-        return Conj(self.triples + other.triples, self.filters + other.filters, {**self.binds, **other.binds},
-                    self.values + other.values, self.notexists + other.notexists)
-
-
-def _split_and(expr) -> list:
-    if getattr(expr, "name", None) == "ConditionalAndExpression":
-        return [expr["expr"]] + list(expr["other"] or [])
-    return [expr]
-
-
-def exists_graph(node):
-    """The translated graph pattern of an EXISTS / NOT EXISTS. rdflib keeps it as an attribute;
-    the dict entry of the same name is the parse tree, whose FILTERs the translation moved out."""
-    graph = node.__dict__.get("graph")
-    if graph is None:
-        from rdflib.plugins.sparql.algebra import translateGroupGraphPattern
-
-        graph = translateGroupGraphPattern(node["graph"])
-    return graph
-
-
-def normalise(node) -> list[Conj]:
-    name = getattr(node, "name", None)
-    if name in ("Project", "ConstructQuery", "SelectQuery"):
-        return normalise(node["p"])
-    if name == "BGP":
-        return [Conj(triples=list(node["triples"]))]
-    if name == "Join":
-        return [a.merge(b) for a in normalise(node["p1"]) for b in normalise(node["p2"])]
-    if name == "Union":
-        return normalise(node["p1"]) + normalise(node["p2"])
-    if name == "Extend":
-        out = []
-        for c in normalise(node["p"]):
-            c.binds[node["var"]] = node["expr"]
-            out.append(c)
-        return out
-    if name == "Filter":
-        out = []
-        for c in normalise(node["p"]):
-            for part in _split_and(node["expr"]):
-                if (getattr(part, "name", None) == "RelationalExpression" and part["op"] == "IN"
-                        and isinstance(part["expr"], Variable)
-                        and all(isinstance(t, URIRef) for t in part["other"])):
-                    # FILTER (?x IN (<a>, <b>)) over constants: the values ?x may take
-                    c.values.append([{part["expr"]: t} for t in part["other"]])
-                    continue
-                if getattr(part, "name", None) == "Builtin_NOTEXISTS":
-                    c.notexists.append(normalise(exists_graph(part)))
-                else:
-                    c.filters.append(part)
-            out.append(c)
-        return out
-    if name == "ToMultiSet":
-        return normalise(node["p"])
-    if name == "values":
-        return [Conj(values=[list(node["res"])])]
-    raise RuleError(f"the compiled engine does not read the SPARQL form {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -634,34 +567,39 @@ def run(records: list[PatientRecord], *, base: str, want_graph: bool = False) ->
 
 
 @functools.lru_cache(maxsize=65536)
-def _merged(firings: tuple):
+def _merged(firings: tuple) -> Provenance:
     """The provenance of one finding from its rule firings (one object for every patient with
     the same firings)."""
-    from ..cohort.output import Provenance
-
     return Provenance.of(firings[0].code, (f.rule for f in firings), (k for f in firings for k in f.results),
                          (t for f in firings for t in f.thresholds), (x for f in firings for x in f.findings),
                          (c for f in firings for c in f.contexts), (a for f in firings for a in f.actions))
 
 
-def reason_records(records: list[PatientRecord], base: str, *, want_graph: bool = False):
-    """The cohort engine's interface: findings per patient IRI (as findings_from_rows gives them)
-    and, if asked, the inferred triples. Records with numbers beyond exact float comparison go
-    through the SPARQL engine."""
-    flags = [exact_for(r) for r in records]
-    exact = [r for r, ok in zip(records, flags) if ok]
-    others = [r for r, ok in zip(records, flags) if not ok]
-    firings, graph = run(exact, base=base, want_graph=want_graph)
-    found: dict[str, dict[str, dict]] = {}
-    for rec, fs in zip(exact, firings):
-        by_code: dict[str, list] = {}
-        for f in fs:
-            by_code.setdefault(f.code, []).append(f)
-        found[patient_iri(rec.id, base)] = {code: _merged(tuple(group)) for code, group in by_code.items()}
-    if others:
-        from ..cohort.engine import Options, evaluate
+class CompiledEngine(Engine):
+    """The rules compiled to NumPy masks over a batch of records. A record with a number beyond
+    exact float comparison (``exact_for``) goes to the SPARQL engine instead: here, once, for
+    every caller (the API, ``infer`` and the cohort alike)."""
 
-        more, g2 = evaluate(others, Options(engine="oxigraph", write_graph=want_graph, base=base))
-        found.update(more)
-        graph += g2
-    return found, graph
+    name = "compiled"
+
+    def reason(self, records: Sequence[PatientRecord], *, base: str = DEFAULT_BASE,
+               want_graph: bool = False) -> Reasoned:
+        flags = [exact_for(r) for r in records]
+        exact = [r for r, ok in zip(records, flags) if ok]
+        others = [r for r, ok in zip(records, flags) if not ok]
+        firings, graph = run(exact, base=base, want_graph=want_graph)
+        found: Findings = {}
+        for rec, fs in zip(exact, firings):
+            by_code: dict[str, list] = {}
+            for f in fs:
+                by_code.setdefault(f.code, []).append(f)
+            found[patient_iri(rec.id, base)] = {code: _merged(tuple(group)) for code, group in by_code.items()}
+        if others:
+            more, g2 = OxigraphEngine().reason(others, base=base, want_graph=want_graph)
+            found.update(more)
+            graph += g2
+        return Reasoned(found, graph)
+
+    def infer_graph(self, input_ntriples: str) -> str:
+        records, base = records_from_ntriples(input_ntriples)
+        return self.infer(records, base=base)

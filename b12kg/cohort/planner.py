@@ -1,0 +1,207 @@
+"""Streaming readers for cohort input. Each yields raw records one at a time, so memory stays
+bounded whatever the size of the input; parsing and validation happen in the workers.
+
+- CSV, one row per patient. Columns: ``id``; ``sex`` (female|male|empty); ``age_years`` or
+  ``birth_date`` with ``specimen_date``; ``pregnant`` (true|false|empty); ``gestational_weeks``;
+  ``profile`` (optional); ``symptoms`` and ``context`` (words separated by ``;``); and per analyte
+  key of the ontology (hemoglobin, b12, ferritin, ...): ``<key>`` (the value, a comparator allowed:
+  ``<50``), ``<key>_unit`` (UCUM) and optionally ``<key>_ref_high``. An empty value cell means not
+  measured. Unknown columns are refused (a typo must not silently drop a result).
+- NDJSON: one FHIR R4 Bundle per line (the FHIR bulk-data shape).
+- A folder: every ``*.yaml``, ``*.yml``, ``*.json``, ``*.ttl``, ``*.nt``, ``*.jsonld`` below it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import B12kgError
+
+FOLDER_SUFFIXES = (".yaml", ".yml", ".json", ".ttl", ".nt", ".jsonld")
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    ordinal: int          # 0-based position in the input
+    ref: str              # where it is: "line 12", "row 7", a file path
+    kind: str             # "csv" | "bundle" | "file"
+    payload: object       # dict of CSV cells, a JSON text, or a path string
+
+
+def input_kind(path: Path) -> str:
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".ndjson", ".jsonl"):
+        return "ndjson"
+    raise ValueError(f"{path}: not a .csv, .ndjson/.jsonl file or a folder")
+
+
+def read_csv(path: Path) -> Iterator[RawRecord]:
+    """Every row (see read_chunk for how bytes that are not UTF-8 are carried)."""
+    for plan in plan_chunks(path, 10_000):
+        yield from read_chunk(plan)
+
+
+def _header_bytes(fh) -> tuple[bytes, int]:
+    """The header record's bytes (a quoted name may span lines) and the lines it takes."""
+    head = b""
+    lines = 0
+    for line in fh:
+        head += line
+        lines += 1
+        if head.count(b'"') % 2 == 0:
+            return head, lines
+    if head:
+        raise B12kgError(f"{fh.name}: the header row opens a quote that never closes")
+    return head, lines
+
+
+def _decode_header(head: bytes, path) -> tuple[str, ...]:
+    """The column names. A UTF-8 byte-order mark (as spreadsheet programs write) is dropped; a
+    header that is not UTF-8 text stops the run, naming the byte."""
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise B12kgError(f"{path}: the header row is not UTF-8 text: byte {exc.start + 1} "
+                         f"({head[exc.start:exc.start + 1]!r}) of the file") from None
+    return tuple(h.strip() for h in next(csv.reader(io.StringIO(text, newline="")), []))
+
+
+def csv_header(path: str | Path) -> tuple[str, ...]:
+    """The column names of a cohort CSV."""
+    with open(path, "rb") as fh:
+        head, _ = _header_bytes(fh)
+    return _decode_header(head, path) if head else ()
+
+
+def read_ndjson(path: Path) -> Iterator[RawRecord]:
+    with open(path, "rb") as fh:
+        n = 0
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            yield RawRecord(n, f"line {lineno}", "bundle", line)
+            n += 1
+
+
+def read_folder(path: Path) -> Iterator[RawRecord]:
+    files = []
+    for root, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            if name.lower().endswith(FOLDER_SUFFIXES):
+                files.append(os.path.join(root, name))
+    for i, f in enumerate(files):
+        yield RawRecord(i, f, "file", f)
+
+
+def open_input(path: str | Path) -> Iterator[RawRecord]:
+    p = Path(path)
+    kind = input_kind(p)
+    return {"csv": read_csv, "ndjson": read_ndjson, "folder": read_folder}[kind](p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunk plans: the main process only finds where chunks start and end (a fast byte scan); each
+# worker reads and parses its own chunk, so records never travel between processes.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChunkPlan:
+    index: int
+    first: int            # ordinal of the chunk's first record
+    kind: str             # "csv" | "ndjson" | "files"
+    path: str
+    start: int = 0        # byte range in the file (csv, ndjson)
+    end: int = 0
+    first_line: int = 0   # 1-based line number of the first record (csv: the header is line 1)
+    header: tuple = ()
+    files: tuple = ()
+    n: int = 0            # number of records
+
+
+def plan_chunks(path: str | Path, size: int) -> Iterator[ChunkPlan]:
+    p = Path(path)
+    kind = input_kind(p)
+    if kind == "folder":
+        batch: list[str] = []
+        index = first = 0
+        for raw in read_folder(p):
+            batch.append(str(raw.payload))
+            if len(batch) == size:
+                yield ChunkPlan(index, first, "files", str(p), files=tuple(batch), n=len(batch))
+                index += 1
+                first += len(batch)
+                batch = []
+        if batch:
+            yield ChunkPlan(index, first, "files", str(p), files=tuple(batch), n=len(batch))
+        return
+    with open(p, "rb") as fh:
+        header: tuple = ()
+        offset = 0
+        lineno = 0
+        if kind == "csv":
+            head, lineno = _header_bytes(fh)
+            offset = len(head)
+            header = _decode_header(head, p) if head else ()
+        index = first = 0
+        start, start_line, n, quotes = offset, lineno + 1, 0, 0
+        for line in fh:
+            lineno += 1
+            offset += len(line)
+            if kind == "csv":
+                quotes += line.count(b'"')
+                if quotes % 2:
+                    continue          # a quoted cell goes on over the newline
+                quotes = 0
+            if not line.strip():
+                if n == 0:
+                    start, start_line = offset, lineno + 1
+                continue
+            n += 1
+            if n == size:
+                yield ChunkPlan(index, first, kind, str(p), start, offset, start_line, header, n=n)
+                index += 1
+                first += n
+                start, start_line, n = offset, lineno + 1, 0
+        if kind == "csv" and quotes % 2:
+            n += 1                    # a quote that never closes: the rest of the file is one row,
+                                      # which the worker refuses (its cells do not match the header)
+        if n:
+            yield ChunkPlan(index, first, kind, str(p), start, offset, start_line, header, n=n)
+
+
+def read_chunk(plan: ChunkPlan) -> list[RawRecord]:
+    """The records of a planned chunk (in the worker)."""
+    if plan.kind == "files":
+        return [RawRecord(plan.first + i, f, "file", f) for i, f in enumerate(plan.files)]
+    with open(plan.path, "rb") as fh:
+        fh.seek(plan.start)
+        data = fh.read(plan.end - plan.start)
+    out: list[RawRecord] = []
+    if plan.kind == "ndjson":
+        lineno = plan.first_line - 1
+        for line in data.split(b"\n"):
+            lineno += 1
+            if line.strip():
+                out.append(RawRecord(plan.first + len(out), f"line {lineno}", "bundle", line))
+        return out
+    # Bytes that are not UTF-8 become lone surrogates (surrogateescape), never a guessed
+    # character: the record loader refuses text holding one, so such a row is refused alone,
+    # naming its field, and the rest of the chunk is read as usual.
+    text = data.decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = list(plan.header)
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        n = plan.first + len(out)
+        out.append(RawRecord(n, f"row {n + 2}", "csv", (header, row)))
+    return out

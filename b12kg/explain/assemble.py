@@ -1,0 +1,157 @@
+"""Assembling an assessment: the findings of one patient read from the inferred graph with the
+queries of ``queries/explain`` (the one place findings are built for the API and the CLI)."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Mapping
+
+import pyoxigraph as ox
+
+from ..engines.oxigraph import Session, load_patients, new_store
+from ..inputs.record import PatientRecord
+from ..kb import finding_classes, limit_text
+from ..rdf.store import load_ntriples, run_query
+from ..rdf.terms import DEFAULT_BASE, INFERRED_GRAPH, last_segment, patient_iri
+from ..units import format_decimal
+from .model import Assessment, Evidence, Finding, RuleRef, Threshold
+from .text import explanation
+
+_local = threading.local()
+
+
+def explanation_store(input_ntriples: str, inferred_ntriples: str) -> ox.Store:
+    """A store with the knowledge base, the patient and the inferred graph, for the queries."""
+    store = new_store()
+    load_patients(store, input_ntriples)
+    if inferred_ntriples:
+        load_ntriples(store, inferred_ntriples, INFERRED_GRAPH)
+    return store
+
+
+def _session() -> Session:
+    """This thread's reusable explanation store (the whole knowledge base loaded once)."""
+    s = getattr(_local, "session", None)
+    if s is None:
+        s = _local.session = Session(full=True)
+    return s
+
+
+def assessment_of(rec: PatientRecord, input_nt: str, inferred_nt: str, *, engine: str,
+                  base: str = DEFAULT_BASE) -> Assessment:
+    """The assessment of one patient from its patient graph and the graph an engine inferred."""
+    session = _session()
+    session.load(input_nt, inferred_nt)
+    return build_assessment(rec, input_nt, inferred_nt, engine=engine, base=base, store=session.store,
+                            single_patient=True)
+
+
+def build_assessment(rec: PatientRecord, input_nt: str, inferred_nt: str, *, engine: str,
+                     base: str = DEFAULT_BASE, store: ox.Store | None = None,
+                     single_patient: bool = False) -> Assessment:
+    """Read the findings of one patient from a store with the queries of queries/explain.
+    With ``single_patient`` (the store holds this patient only), each query runs once for all
+    findings instead of once per finding."""
+    piri = patient_iri(rec.id, base)
+    if store is None:
+        store = explanation_store(input_nt, inferred_nt)
+        single_patient = True
+    classes = finding_classes()
+    items: dict[str, list] = {}
+    chains: dict[str, list] = {}
+    if single_patient:
+        for it in run_query(store, "explain/explain-finding.rq"):
+            items.setdefault(it["finding"], []).append(it)
+        for c in run_query(store, "explain/causal-chain.rq"):
+            chains.setdefault(c["finding"], []).append(c)
+    findings = []
+    for row in run_query(store, "explain/patient-findings.rq", patient=piri):
+        f = row["finding"]
+        if not single_patient:
+            items[f] = run_query(store, "explain/explain-finding.rq", finding=f)
+            chains[f] = run_query(store, "explain/causal-chain.rq", finding=f)
+        findings.append(_build_finding(row, items.get(f, []), chains.get(f, []), rec, classes))
+    order = {"diagnosis": 0, "caution": 1, "next-step": 2, "result": 3}
+    findings.sort(key=lambda f: (order.get(f.section, 9), f.code))
+    return Assessment(patient_id=rec.id, profile=rec.profile, engine=engine, findings=tuple(findings),
+                      notes=tuple(rec.notes), patient_iri=piri, input_ntriples=input_nt,
+                      inferred_ntriples=inferred_nt, record_summary=record_summary(rec))
+
+
+def record_summary(rec: PatientRecord) -> dict:
+    return {
+        "id": rec.id,
+        "sex": rec.sex,
+        "age_years": format_decimal(rec.age_years),
+        "pregnant": rec.pregnant,
+        "trimester": rec.trimester,
+        "symptoms": rec.symptoms,
+        "context": rec.contexts,
+        "results": {k: {"value_as_given": r.value_as_given, "unit_as_given": r.unit_as_given,
+                        "value_compared": format_decimal(r.compared_value), "unit_compared": r.compared_unit,
+                        "comparator": r.comparator if not r.qualitative else None,
+                        "source": r.source} for k, r in sorted(rec.results.items())},
+    }
+
+
+def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientRecord, classes: Mapping) -> Finding:
+    firi = row["finding"]
+    rules: dict[str, RuleRef] = {}
+    evidence: dict[str, Evidence] = {}
+    thresholds: dict[str, dict] = {}
+    based_on: set[str] = set()
+    context: set[str] = set()
+    actions: set[str] = set()
+    compared_units: dict[str, str] = {}
+    for it in items:
+        rules.setdefault(it["ruleId"], RuleRef(it["ruleId"], it["ruleLabel"], it["ruleDefinition"], it["ruleSource"]))
+        kind = it["item_kind"]
+        if kind == "result":
+            evidence.setdefault(it["item"], Evidence(
+                analyte=it["testKey"], label=it["itemLabel"], value_as_given=it["valueAsGiven"],
+                unit_as_given=it["unitAsGiven"], comparator=it["comparator"], value_compared=format_decimal(it["comparedValue"]),
+                unit_compared=it["comparedUnit"], derivation=it["derivation"], reference_high=it["refHighAsGiven"],
+                iri=it["item"]))
+            if it["comparedUnit"]:
+                compared_units[it["testKey"]] = it["comparedUnit"]
+        elif kind == "threshold":
+            t = thresholds.setdefault(it["item"], {"row": it, "limits": {}})
+            t["limits"][it["limitUnit"]] = limit_text(it["criterion"], it["limitUnit"], it["limitValue"],
+                                                      it["limitLower"], it["limitUpper"])
+        elif kind == "finding":
+            based_on.add(it["code"])
+        elif kind == "context":
+            context.add(it["itemLabel"])
+        elif kind == "action":
+            actions.add(it["itemLabel"])
+    ths = []
+    notes = []
+    for iri, t in sorted(thresholds.items()):
+        r = t["row"]
+        cu = next((u for u in t["limits"] if u in compared_units.values()), None)
+        ths.append(Threshold(
+            id=last_segment(iri), iri=iri, label=r["itemLabel"], analyte=r["thresholdAnalyte"], role=r["role"], criterion=r["criterion"],
+            limits=tuple(t["limits"][u] for u in sorted(t["limits"])), compared_limit=t["limits"].get(cu) if cu else None,
+            population=r["populationLabel"], source=r["sourceShort"], source_title=r["sourceTitle"],
+            source_year=r["sourceYear"], source_link=r["sourceLink"], verification=r["verification"], note=r["scopeNote"],
+            outcome=r["outcome"]))
+        if r["scopeNote"]:
+            notes.append(r["scopeNote"])
+        adults = r["sourceAdultsFrom"]
+        if adults is not None and (rec.age_years is None or rec.age_years < Decimal(adults)):
+            who = "of unknown age" if rec.age_years is None else f"aged {format_decimal(rec.age_years)} years"
+            notes.append(f"{r['sourceShort']} is written for people over {adults}; no paediatric cut-off is verified, "
+                         f"so the adult cut-off is applied to this patient {who}.")
+    chain = tuple(c["stateLabel"] for c in sorted(chain_rows, key=lambda c: c["position"]))
+    code = row["code"]
+    cls = classes.get(code, {})
+    f_rules = tuple(rules[k] for k in sorted(rules))
+    ev = tuple(evidence[k] for k in sorted(evidence))
+    text = explanation(row["label"], f_rules, ev, tuple(ths), sorted(based_on), sorted(context), sorted(actions), chain, notes)
+    return Finding(code=code, label=row["label"], kind=row["kind"], section=row["group"], definition=row["definition"],
+                   iri=firi, rules=f_rules, evidence=ev, thresholds=tuple(ths), based_on=tuple(sorted(based_on)),
+                   context=tuple(sorted(context)), actions=tuple(sorted(actions)), causal_chain=chain,
+                   claims=tuple(cls.get("claims", ())), explanation=text)
+
+

@@ -1,0 +1,366 @@
+"""The checks every input shares, under public names: numbers (exact decimals, bounded), units
+(UCUM, accepted units, the unit a result is compared in), plausibility, times and ages, the latest
+result of a test, derived TSAT, and the notes on what a record leaves open. Nothing is guessed:
+a result without a unit, with a unit that is not a unit of its test, with a value that is not a
+number or outside the plausible range, or with a code of another measurand, is refused with a
+message naming the field, the value and the problem."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from collections.abc import Iterable
+from typing import Any
+
+from .. import units
+from ..errors import InputError, Issue
+from ..kb import LabTestInfo, Vocabulary, vocabulary
+from .record import (VALUE_RE, COMPARATORS, MAX_DECIMAL_PLACES, MAX_DIGITS, MAX_MAGNITUDE, PatientRecord, Result)
+
+
+def parse_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return _bounded(Decimal(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return _bounded(Decimal(repr(value)))
+    if isinstance(value, Decimal):
+        return _bounded(value)
+    if isinstance(value, str):
+        try:
+            d = Decimal(value.strip())
+        except (InvalidOperation, ValueError):
+            return None
+        return _bounded(d)
+    return None
+
+
+def decimal_places(d: Decimal) -> int:
+    """Places after the decimal point, trailing zeros not counted (0 for an integer)."""
+    sign, digits, exponent = d.normalize().as_tuple()
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def _bounded(d: Decimal) -> Decimal | None:
+    """A finite number of at most MAX_DIGITS significant digits, at most MAX_DECIMAL_PLACES
+    decimal places and a magnitude under 1e21, else None: such a number stays exact through every
+    conversion (the decimal context keeps 28 digits) and in every store b12kg compares it in, and
+    its plain form is short; 1e999999999 would overflow the context and 1e-999999999 would be a
+    billion characters long."""
+    if d.is_zero():
+        return Decimal(0)
+    sign, digits, exponent = d.as_tuple()
+    if not isinstance(exponent, int):           # NaN or infinity
+        return None
+    n = len(digits)
+    if n > 2 * MAX_DIGITS + 2 * MAX_MAGNITUDE:
+        return None
+    if not -MAX_MAGNITUDE <= exponent + n - 1 <= MAX_MAGNITUDE:
+        return None
+    significant = n
+    while digits[significant - 1] == 0:
+        significant -= 1
+    places = -(exponent + n - significant)
+    return d if significant <= MAX_DIGITS and places <= MAX_DECIMAL_PLACES else None
+
+
+NOT_TEXT = "is not valid Unicode text (it holds a lone surrogate code point, which no IRI or RDF literal can carry)"
+
+
+def is_text(s: str) -> bool:
+    """True when the string is valid Unicode (encodable as UTF-8): ids and words go into IRIs and
+    literals, which a lone surrogate such as '\\ud800' (possible in JSON) would break."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_text(s: str) -> str:
+    """The string with any lone surrogate written as an escape, so a message can carry it."""
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def parse_value(value: Any) -> tuple[str, Decimal] | None:
+    """('=', 12.5) from 12.5 or '12.5'; ('<', 50) from '<50'. None when it is not a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float, Decimal)):
+        d = parse_decimal(value)
+        return None if d is None else ("=", d)
+    if isinstance(value, str) and len(value) <= 64:
+        m = VALUE_RE.match(value)
+        if m:
+            d = parse_decimal(m.group(2))
+            if d is not None:
+                return (m.group(1) or "=", d)
+    return None
+
+
+def resolve_test(name: str, vocab: Vocabulary, fld: str, issues: list[Issue]) -> LabTestInfo | None:
+    """An analyte key (analytes.tsv) or an accepted LOINC code; refused codes say why."""
+    if name in vocab.tests_by_key:
+        return vocab.tests_by_key[name]
+    if name in vocab.tests_by_loinc:
+        return vocab.tests_by_loinc[name]
+    if name in vocab.refused_codes:
+        info, reason = vocab.refused_codes[name]
+        issues.append(Issue(fld, name, f"is refused: {reason}"))
+        return None
+    issues.append(Issue(fld, name, "is not a known analyte key or accepted LOINC code "
+                        f"(known keys: {', '.join(sorted(vocab.tests_by_key))})"))
+    return None
+
+
+def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issues: list[Issue],
+                     comparator: str | None = None, ref_high: Any = None, time: datetime | None = None,
+                     loinc: str | None = None, source: str | None = None,
+                     vocab: Vocabulary | None = None) -> Result | None:
+    """Check one result and compute the value as compared; append issues and return None if refused."""
+    vocab = vocab or vocabulary()
+    source = source or fld
+    n_before = len(issues)
+    if info.qualitative:
+        word = str(value).strip().lower() if isinstance(value, str) else None
+        if word not in vocab.qualitative_values:
+            issues.append(Issue(f"{fld}.value", value, f"is not a result of {info.key} "
+                                f"(expected one of: {', '.join(sorted(vocab.qualitative_values))})"))
+            return None
+        return Result(key=info.key, test_iri=info.iri, source=source, value_as_given=str(value),
+                      qualitative=vocab.qualitative_values[word], time=time, loinc=loinc)
+    if value is None:
+        issues.append(Issue(f"{fld}.value", None, "is missing: a result needs a value"))
+        return None
+    parsed = parse_value(value)
+    if parsed is None:
+        issues.append(Issue(f"{fld}.value", value, f"is not a number b12kg reads (a decimal number of at most {MAX_DIGITS} "
+                            f"significant digits and {MAX_DECIMAL_PLACES} decimal places, optionally after <, <=, > or >=)"))
+    if comparator is not None:
+        if comparator not in COMPARATORS:
+            issues.append(Issue(f"{fld}.comparator", comparator, "is not a comparator b12kg reads (<, <=, >, >=)"))
+        elif parsed is not None:
+            if parsed[0] != "=":
+                issues.append(Issue(f"{fld}.comparator", comparator, f"conflicts with the comparator in the value {value!r}"))
+            parsed = (comparator, parsed[1])
+    accepted = ", ".join(info.units)
+    if unit is None or (isinstance(unit, str) and not unit.strip()):
+        issues.append(Issue(f"{fld}.unit", None, f"is missing: a unit is required for {info.key} "
+                            f"(accepted: {accepted}); no unit is ever assumed"))
+    elif not isinstance(unit, str):
+        issues.append(Issue(f"{fld}.unit", unit, "is not a UCUM unit string"))
+    elif unit not in info.units:
+        issues.append(Issue(f"{fld}.unit", unit, _unit_problem(info, unit)))
+    if len(issues) > n_before or parsed is None:
+        return None
+    cmp_, number = parsed
+    assert isinstance(unit, str)
+    canonical = units.convert(number, info.units[unit].factor_to_canonical)
+    lo, hi = info.plausible_low, info.plausible_high
+    if lo is not None and hi is not None and not (lo <= canonical <= hi):
+        shown = f"{units.to_decimal_string(number)} {unit}"
+        if unit != info.canonical_unit:
+            shown += f" (= {units.to_decimal_string(canonical)} {info.canonical_unit})"
+        issues.append(Issue(f"{fld}.value", value, f"is not plausible for {info.key}: {shown} is outside "
+                            f"{units.to_decimal_string(lo)}-{units.to_decimal_string(hi)} {info.canonical_unit}"))
+        return None
+    compared_unit, factor = _compared_unit(info, unit)
+    compared = units.convert(number, factor)
+    if factor != 1 and decimal_places(compared) > MAX_DECIMAL_PLACES:
+        issues.append(Issue(f"{fld}.value", value, f"has too many decimal places to compare exactly: "
+                            f"converted to {compared_unit} (x {units.to_decimal_string(factor)}) it has "
+                            f"{decimal_places(compared)}, and at most {MAX_DECIMAL_PLACES} are compared; "
+                            "round it to fewer places"))
+        return None
+    ref_compared = None
+    if ref_high is not None:
+        r = parse_value(ref_high)
+        if r is None or r[0] != "=" or r[1] <= 0:
+            issues.append(Issue(f"{fld}.ref_high", ref_high, "is not a positive number (the laboratory's upper "
+                                "reference limit, in the result's own unit)"))
+            return None
+        ref_compared = units.convert(r[1], factor)
+        if decimal_places(ref_compared) > MAX_DECIMAL_PLACES:
+            issues.append(Issue(f"{fld}.ref_high", ref_high, f"has too many decimal places to compare exactly: "
+                                f"converted to {compared_unit} it has {decimal_places(ref_compared)}, and at most "
+                                f"{MAX_DECIMAL_PLACES} are compared; round it to fewer places"))
+            return None
+    return Result(key=info.key, test_iri=info.iri, source=source,
+                  value_as_given=(cmp_ if cmp_ != "=" else "") + _given_number(value),
+                  unit_as_given=unit, comparator=cmp_, value=number, compared_value=compared,
+                  compared_unit=compared_unit, canonical_value=canonical, canonical_unit=info.canonical_unit,
+                  ref_high_as_given=None if ref_high is None else str(ref_high), ref_high_compared=ref_compared,
+                  time=time, loinc=loinc)
+
+
+def _given_number(value: Any) -> str:
+    if isinstance(value, str):
+        m = VALUE_RE.match(value)
+        return m.group(2) if m else value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return repr(value)
+    return str(value)
+
+
+def _unit_problem(info: LabTestInfo, unit: str) -> str:
+    accepted = ", ".join(info.units)
+    if info.key == "rdw" and unit == "fL":
+        return ("is not a unit of rdw (RDW-CV, in %): a value in fL is RDW-SD (LOINC 21000-5), "
+                "a different measurand that is never converted")
+    if not units.is_valid_ucum(unit):
+        return f"is not a valid UCUM unit; {info.key} is accepted in: {accepted}"
+    if info.canonical_unit and units.ucum_factor(unit, info.canonical_unit) is not None:
+        return (f"is not an accepted unit of {info.key} (accepted: {accepted}); a value in {unit} "
+                "is implausible for this test, so it is refused rather than converted")
+    return f"is not a unit of {info.key}: it measures another kind of quantity (accepted: {accepted})"
+
+
+def _compared_unit(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:
+    """Compare in the result's own unit when a cut-off states it (or the same unit spelled
+    otherwise, as ng/L for pg/mL); else convert to the canonical unit (Vocabulary.compared_units,
+    which holds every accepted unit of every test)."""
+    return vocabulary().compared_units[(info.iri, unit)]
+
+
+def parse_time(value: Any, fld: str, issues: list[Issue]) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            issues.append(Issue(fld, value, "is not an ISO 8601 date or date-time"))
+            return None
+    else:
+        issues.append(Issue(fld, value, "is not an ISO 8601 date or date-time"))
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def parse_date(value: Any, fld: str, issues: list[Issue]) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    issues.append(Issue(fld, value, "is not an ISO 8601 date (YYYY-MM-DD)"))
+    return None
+
+
+def exact_age(birth: date, at: date) -> Decimal:
+    """Exact age in years: completed years plus the fraction of the current year of age."""
+    years = at.year - birth.year - ((at.month, at.day) < (birth.month, birth.day))
+    last = _add_years(birth, years)
+    nxt = _add_years(birth, years + 1)
+    frac = Decimal((at - last).days) / Decimal((nxt - last).days)
+    return units.round6(Decimal(years) + frac)
+
+
+def _add_years(d: date, n: int) -> date:
+    try:
+        return d.replace(year=d.year + n)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + n, month=3, day=1)
+
+
+def select_latest(candidates: Iterable[Result], key: str, issues: list[Issue], fld: str) -> tuple[Result | None, list[Result]]:
+    """The latest result of a test by specimen time; the others are superseded."""
+    items = list(candidates)
+    if not items:
+        return None, []
+    if len(items) == 1:
+        return items[0], []
+    if any(r.time is None for r in items):
+        issues.append(Issue(fld, f"{len(items)} results", f"of {key} without specimen times for all of them: "
+                            "b12kg cannot tell which is the latest"))
+        return None, []
+    items.sort(key=lambda r: r.time)  # type: ignore[arg-type, return-value]
+    latest = items[-1]
+    same_time = [r for r in items if r.time == latest.time]
+    if len(same_time) > 1 and len({(r.compared_value, r.comparator, r.qualitative) for r in same_time}) > 1:
+        issues.append(Issue(fld, f"{len(same_time)} results", f"of {key} at the same time {latest.time.isoformat()} "
+                            "disagree: b12kg cannot tell which counts"))
+        return None, []
+    return latest, items[:-1]
+
+
+def derive_tsat(results: dict[str, Result], vocab: Vocabulary) -> Result | None:
+    """TSAT = serum iron / TIBC x 100 (same units), when TSAT was not reported and both are exact."""
+    iron, tibc = results.get("iron"), results.get("tibc")
+    if "tsat" in results or iron is None or tibc is None:
+        return None
+    if iron.comparator != "=" or tibc.comparator != "=" or not tibc.canonical_value:
+        return None
+    assert iron.canonical_value is not None
+    value = units.round6(iron.canonical_value / tibc.canonical_value * 100)
+    info = vocab.tests_by_key["tsat"]
+    assert info.plausible_high is not None
+    if value > info.plausible_high:
+        return None
+    times = [t for t in (iron.time, tibc.time) if t is not None]
+    return Result(key="tsat", test_iri=info.iri, source=f"derived from {iron.source} and {tibc.source}",
+                  value_as_given=units.to_decimal_string(value), unit_as_given="%", comparator="=", value=value,
+                  compared_value=value, compared_unit="%", canonical_value=value, canonical_unit="%",
+                  time=max(times) if times else None, derived_from=("iron", "tibc"),
+                  derivation="serum iron / TIBC x 100, same units (findings.md)")
+
+
+def finish(rec: PatientRecord, candidates: dict[str, list[Result]], issues: list[Issue], vocab: Vocabulary) -> None:
+    for key, items in candidates.items():
+        latest, older = select_latest(items, key, issues, f"observations.{key}")
+        if latest is not None:
+            rec.results[key] = latest
+            rec.superseded.extend(older)
+    tsat = derive_tsat(rec.results, vocab)
+    if tsat is not None:
+        rec.results["tsat"] = tsat
+
+
+def add_notes(rec: PatientRecord) -> None:
+    """The warnings the output carries about what the record leaves open (findings.md)."""
+    notes = rec.notes
+    if rec.pregnant is None:
+        notes.append("Pregnancy not stated: the patient is taken as not pregnant.")
+    if rec.pregnant and rec.sex != "female":
+        notes.append(f"Pregnancy recorded with sex {rec.sex or 'not recorded'}: pregnancy cut-offs apply and "
+                     "sex-dependent criteria outside pregnancy are not assessed.")
+    if rec.sex is None:
+        notes.append("Sex not recorded: sex-dependent criteria (anaemia from 15 years outside pregnancy, "
+                     "high ferritin, high transferrin saturation) are not assessed.")
+    if rec.age_years is None:
+        notes.append("Age not recorded: age-dependent criteria (anaemia, ferritin, MCV) are not assessed.")
+    elif rec.age_years < Decimal("0.5"):
+        notes.append("Under 6 months of age: ferritin is not used and anaemia is not assessed.")
+    if rec.pregnant and rec.gestational_weeks is None:
+        notes.append("Pregnant with no gestational age: the trimester is unknown.")
+    for w in rec.unrecognised_contexts:
+        notes.append(f"Context {w!r} is not understood by b12kg; it is kept and has no effect.")
+    for w in rec.unrecognised_symptoms:
+        notes.append(f"Symptom {w!r} is not understood by b12kg; it is kept and has no effect.")
+    if "tsat" in rec.results and rec.results["tsat"].derived_from:
+        notes.append("Transferrin saturation was derived from serum iron and TIBC (iron / TIBC x 100).")
+
+
+def with_profile(rec: PatientRecord, profile: str) -> PatientRecord:
+    vocab = vocabulary()
+    if profile not in vocab.profiles:
+        raise InputError([Issue("profile", profile, f"is not a profile (known: {', '.join(sorted(vocab.profiles))})")])
+    return replace(rec, profile=profile)

@@ -1,0 +1,68 @@
+"""Tables read once from the ontology for the outputs: finding classes (label, definition, kind,
+report section, claims), cut-offs (their limit text in every unit, source and verification level)
+and labels. ``limit_text`` is the one place a cut-off's limit is written as text."""
+
+from __future__ import annotations
+
+import functools
+from decimal import Decimal
+from typing import Mapping
+
+from rdflib.namespace import RDFS
+
+from ..rdf.terms import B12, last_segment
+from ..units import format_decimal
+from .ontology import ontology_graph, select
+
+
+def limit_text(criterion: str, unit: str, value: Decimal | None = None, lower: Decimal | None = None,
+               upper: Decimal | None = None) -> str:
+    """A cut-off's limit in one unit: "< 133 pmol/L", or a band "133-258 pmol/L inclusive".
+
+    >>> limit_text("<", "pmol/L", Decimal("133"))
+    '< 133 pmol/L'
+    >>> limit_text("within", "ng/L", lower=Decimal("180"), upper=Decimal("350.0"))
+    '180-350 ng/L inclusive'
+    """
+    if value is not None:
+        return f"{criterion} {format_decimal(Decimal(value))} {unit}"
+    return f"{format_decimal(Decimal(lower))}-{format_decimal(Decimal(upper))} {unit} inclusive"
+
+
+@functools.lru_cache(maxsize=1)
+def finding_classes() -> Mapping[str, dict]:
+    """Every finding code (a leaf class with a skos:notation under b12:Finding) with its label,
+    definition, kind, report section and claims."""
+    g = ontology_graph()
+    out: dict[str, dict] = {}
+    rows = select(g, """SELECT ?c ?code ?label ?def ?kind ?grp WHERE {
+        ?c rdfs:subClassOf+ b12:Finding ; skos:notation ?code ; rdfs:label ?label ; skos:definition ?def ;
+           b12:findingKind ?kind ; b12:displayGroup ?grp }""")
+    for c, code, label, dfn, kind, grp in rows:
+        claims = sorted(last_segment(str(x)) for x in g.objects(c, B12.claim))
+        out[str(code)] = {"iri": str(c), "label": str(label), "definition": str(dfn), "kind": str(kind),
+                          "group": str(grp), "claims": claims}
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def threshold_table() -> dict[str, dict]:
+    """Every cut-off by IRI: its id, source, verification level and limit text per unit."""
+    rows = select(ontology_graph(), """SELECT ?t ?sym ?unit ?v ?lo ?hi ?src ?ver WHERE {
+      ?t a b12:Threshold ; b12:criterion/skos:notation ?sym ; b12:limit ?l ; dcterms:source/b12:shortName ?src ;
+         b12:verificationLevel ?ver . ?l b12:ucumUnit ?unit .
+      OPTIONAL { ?l b12:numericValue ?v } OPTIONAL { ?l b12:lowerValue ?lo ; b12:upperValue ?hi } }""")
+    out: dict[str, dict] = {}
+    for t, sym, unit, v, lo, hi, src, ver in rows:
+        d = out.setdefault(str(t), {"id": last_segment(str(t)), "source": str(src), "verification": str(ver),
+                                    "limits": {}})
+        d["limits"][str(unit)] = limit_text(str(sym), str(unit), None if v is None else Decimal(str(v)),
+                                            None if lo is None else Decimal(str(lo)),
+                                            None if hi is None else Decimal(str(hi)))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def label_table() -> dict[str, str]:
+    """rdfs:label of every labelled IRI of the ontology."""
+    return {str(s): str(o) for s, o in ontology_graph().subject_objects(RDFS.label)}
