@@ -47,6 +47,26 @@ def read_bytes(p: Path) -> bytes:
 
 
 
+# The YAML 1.2 core schema's implicit types (https://yaml.org/spec/1.2.2/#1032-tag-resolution):
+# (tag, pattern, possible first characters).
+_YAML_12_CORE = (
+    ("tag:yaml.org,2002:null", r"^(?: ~ | null | Null | NULL | )$", ("~", "n", "N", "")),
+    ("tag:yaml.org,2002:bool", r"^(?: true | True | TRUE | false | False | FALSE )$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?: [-+]?[0-9]+ | 0o[0-7]+ | 0x[0-9a-fA-F]+ )$", "-+0123456789"),
+    ("tag:yaml.org,2002:float", r"""^(?: [-+]? (?: \.[0-9]+ | [0-9]+ (?: \.[0-9]* )? ) (?: [eE][-+]?[0-9]+ )?
+                                      | [-+]? \. (?: inf | Inf | INF ) | \. (?: nan | NaN | NAN ) )$""", "-+0123456789."),
+)
+
+
+def _yaml_decimal(loader, node) -> Decimal | float:
+    """A YAML float as the exact decimal it spells (as JSON's are read): 29.99999999999999999 is not
+    30.0. Infinity and NaN stay floats, which every number check refuses."""
+    text = str(node.value)
+    if text.lstrip("+-").lower() in (".inf", ".nan"):
+        return loader.construct_yaml_float(node)
+    return Decimal(text)
+
+
 @functools.lru_cache(maxsize=1)
 def _yaml_loader():
     """yaml.SafeLoader (no tags beyond the YAML core ones), and: no aliases (a record needs none,
@@ -91,11 +111,26 @@ def _yaml_loader():
             return super().construct_mapping(node, deep)
 
         def construct_yaml_int(self, node):
-            if len(node.value) > MAX_INT_DIGITS:
+            text = str(node.value)
+            if len(text) > MAX_INT_DIGITS:
                 raise ConstructorError(None, None, f"an integer of more than {MAX_INT_DIGITS} digits", node.start_mark)
-            return super().construct_yaml_int(node)
+            sign = -1 if text[:1] == "-" else 1
+            body = text.lstrip("+-")
+            if body[:2] == "0o":
+                return sign * int(body[2:], 8)
+            if body[:2] == "0x":
+                return sign * int(body[2:], 16)
+            return sign * int(body)            # YAML 1.2: "0130" is 130, never octal
 
+    # YAML 1.2 core schema, not PyYAML's YAML 1.1: no octal "0130" (88), no sexagesimal "1:30" (90),
+    # no "yes"/"no"/"on"/"off" booleans, no "1_000": such forms stay text, so a field that needs a
+    # number or true/false refuses them, naming the field, instead of reading another value.
+    RecordLoader.yaml_implicit_resolvers = {}
+    for tag, pattern, first in _YAML_12_CORE:
+        RecordLoader.add_implicit_resolver(tag, re.compile(pattern, re.X), list(first))  # type: ignore[arg-type]
     RecordLoader.add_constructor("tag:yaml.org,2002:int", RecordLoader.construct_yaml_int)
+    RecordLoader.add_constructor("tag:yaml.org,2002:bool", lambda loader, node: node.value.lower() == "true")
+    RecordLoader.add_constructor("tag:yaml.org,2002:float", _yaml_decimal)
     return RecordLoader
 
 
