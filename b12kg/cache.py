@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import os
 import pickle
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -31,6 +33,38 @@ from .paths import ONTOLOGY_DIR, RULES_DIR
 
 T = TypeVar("T")
 _PKG = Path(__file__).resolve().parent
+_MAGIC = b"b12kg-cache 1\n"
+# One lock for every first-use build: two threads that both find a knowledge-base table missing
+# must not both build it (rdflib's SPARQL parser, pyparsing, is not thread-safe), and a single
+# lock cannot deadlock however the builders call one another.
+_BUILD_LOCK = threading.RLock()
+
+
+def import_once(name: str):
+    """Import a costly module on first use (pyshacl, the FHIR models, an engine), under the build
+    lock: two threads importing one package's modules at once can meet it half initialised."""
+    with _BUILD_LOCK:
+        return importlib.import_module(name)
+
+
+def once(fn: Callable[..., T]) -> Callable[..., T]:
+    """Memoise ``fn`` by its arguments, thread-safely: the first call with given arguments builds
+    the value under the build lock, every later call returns it without locking."""
+    results: dict = {}
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            return results[args]
+        except KeyError:
+            pass
+        with _BUILD_LOCK:
+            if args not in results:
+                results[args] = fn(*args)
+            return results[args]
+
+    wrapper.cache_clear = results.clear  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _sources() -> list[Path]:
@@ -48,7 +82,7 @@ def cache_dir() -> Path | None:
     return Path(base) / "b12kg"
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def fingerprint() -> str:
     import rdflib
 
@@ -67,25 +101,46 @@ def entry_path(name: str) -> Path | None:
     return None if d is None else d / f"{name}-{fingerprint()}.pickle"
 
 
-def load_or_build(name: str, build: Callable[[], T]) -> T:
-    """The cached entry ``name`` for the current fingerprint, else ``build()`` (and store it)."""
+def load_or_build(name: str, build: Callable[[], T], expect: type | tuple[type, ...] | None = None) -> T:
+    """The cached entry ``name`` for the current fingerprint, else ``build()`` (and store it). An
+    entry is used only when its content hash verifies and, with ``expect``, its value is of that
+    type; anything else (truncated, one changed byte, another format, a wrong type) is rebuilt."""
     path = entry_path(name)
     if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                return pickle.load(fh)
-        except Exception:                       # no entry, or an unreadable one: build it below
-            pass
+        value = _read(path)
+        if value is not _MISSING and (expect is None or isinstance(value, expect)):
+            return value
     value = build()
     if path is not None:
         _store(path, value)
     return value
 
 
+_MISSING = object()
+
+
+def _read(path: Path):
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return _MISSING
+    head = len(_MAGIC) + 64 + 1
+    if not data.startswith(_MAGIC) or len(data) < head or data[head - 1:head] != b"\n":
+        return _MISSING
+    digest, payload = data[len(_MAGIC):head - 1], data[head:]
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        return _MISSING
+    try:
+        return pickle.loads(payload)
+    except Exception:                           # unreadable although its hash verifies: rebuild
+        return _MISSING
+
+
 def _store(path: Path, value) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        data = _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
         fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pyoxigraph as ox
+from rdflib.plugins.sparql.parser import parseQuery
 
 from .._version import __version__
 from ..api import assess, explanation_store, load_record
@@ -165,8 +166,6 @@ def cmd_assess_cohort(args) -> int:
 def _query_problem(query: str) -> str | None:
     """Why a user's query must not run: not SPARQL, or asking the store to reach the network
     (SERVICE); b12kg never fetches anything."""
-    from rdflib.plugins.sparql.parser import parseQuery
-
     try:
         tree = parseQuery(query)
     except Exception as exc:  # pyparsing errors carry line and column

@@ -22,6 +22,7 @@ from ..explain.text import given_text
 from ..inputs.record import PatientRecord
 from ..kb import finding_classes, label_table, threshold_table
 from ..units import format_decimal
+from ..cache import once
 
 # One encoder for every call: json.dumps with options builds a new JSONEncoder each time.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -42,7 +43,7 @@ def evidence_dict(rec: PatientRecord, key: str) -> dict | None:
     return e
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def _tables():
     return finding_classes(), threshold_table(), label_table()
 

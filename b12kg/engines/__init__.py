@@ -15,9 +15,9 @@ graph) and one dispatch (``get``), used by the API and the cohort alike.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from ..cache import import_once
 from ..errors import B12kgError
 from .base import Engine, Findings, Provenance, Reasoned
 
@@ -32,13 +32,11 @@ def get(name: str = "oxigraph", *, endpoint: Any = None) -> Engine:
     """The engine called ``name``; with ``endpoint`` (a ``b12kg.engines.remote.Endpoint``), the
     remote store, whatever the name."""
     if endpoint is not None:
-        from .remote import RemoteEngine
-
-        return RemoteEngine(endpoint)
+        return import_once(f"{__name__}.remote").RemoteEngine(endpoint)
     if name not in _IMPLEMENTATIONS:
         raise B12kgError(f"engine {name!r} is not one of {', '.join(ENGINES)}")
     module, cls = _IMPLEMENTATIONS[name]
-    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
+    return getattr(import_once(f"{__name__}.{module}"), cls)()
 
 
 __all__ = ["ENGINES", "Engine", "Findings", "Provenance", "Reasoned", "get"]

@@ -41,7 +41,7 @@ from rdflib import Literal, URIRef, Variable
 from rdflib.namespace import RDF
 from rdflib.plugins.sparql.parserutils import CompValue, Expr
 
-from ..cache import load_or_build
+from ..cache import once, load_or_build
 from ..errors import RuleError
 from ..inputs.record import PatientRecord
 from ..kb import vocabulary
@@ -229,7 +229,7 @@ def _kb_solutions(kb_triples: list, values: list, kb_vars: set, fixed: dict) -> 
     return out
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def _kb_store():
     """The rule-support graph in a pyoxigraph store, for solving knowledge parts quickly."""
     import pyoxigraph as ox
@@ -519,11 +519,11 @@ copyreg.pickle(CompValue, _reduce_comp)
 copyreg.pickle(Expr, _reduce_comp)
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def program() -> tuple[Compiled, ...]:
     """Every rule compiled, in evaluation order (one entry per UNION branch and per outer row);
     from the disk cache (b12kg.cache) when the rules, the ontology and this code are unchanged."""
-    return load_or_build("compiled-program", _compile_program)
+    return load_or_build("compiled-program", _compile_program, expect=tuple)
 
 
 def _compile_program() -> tuple[Compiled, ...]:

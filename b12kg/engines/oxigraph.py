@@ -6,7 +6,6 @@ Three named graphs keep input, knowledge and conclusions apart: the knowledge ba
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Sequence
 
 import pyoxigraph as ox
 
-from ..cache import load_or_build
+from ..cache import once, load_or_build
 from ..inputs.record import PatientRecord
 from ..kb import ontology_ntriples
 from ..paths import query_text
@@ -30,7 +29,7 @@ class RunStats:
     seconds_per_rule: dict[str, float] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=2)
+@once
 def _kb_store_bytes(full: bool) -> bytes:
     """The knowledge base as N-Triples; from the start-up cache (b12kg.cache) when unchanged."""
     def build() -> bytes:
@@ -38,15 +37,15 @@ def _kb_store_bytes(full: bool) -> bytes:
             return (ontology_ntriples() + rules_graph().serialize(format="nt")).encode("utf-8")
         return rule_support_graph().serialize(format="nt").encode("utf-8")
 
-    return load_or_build("oxigraph-kb-" + ("full" if full else "support"), build)
+    return load_or_build("oxigraph-kb-" + ("full" if full else "support"), build, expect=bytes)
 
 
-@functools.lru_cache(maxsize=4)
+@once
 def _updates(graphs: bool) -> tuple[tuple[str, str], ...]:
     """Every rule in the set-at-a-time form (rules.set_at_a_time_updates), in evaluation order;
     from the start-up cache when unchanged (deriving them parses every rule with rdflib)."""
     return load_or_build("oxigraph-updates-" + ("graphs" if graphs else "default"), lambda: tuple(
-        (r.id, u) for r in load_rules() for u in set_at_a_time_updates(r, graphs=graphs)))
+        (r.id, u) for r in load_rules() for u in set_at_a_time_updates(r, graphs=graphs)), expect=tuple)
 
 
 def new_store(*, full: bool = True) -> ox.Store:

@@ -16,12 +16,14 @@ import contextlib
 import functools
 import threading
 
+import pyshacl
 import rdflib
 from rdflib.plugins.sparql import prepareQuery
 from rdflib.plugins.sparql.processor import SPARQLProcessor
 
 from ..rules import rule_support_graph, rules_graph
 from .base import Engine
+from ..cache import once
 
 _patch_lock = threading.Lock()
 
@@ -48,15 +50,13 @@ def _parse_cache():
             SPARQLProcessor.query = original  # type: ignore[method-assign]
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def _support_triples() -> tuple:
     return tuple(rule_support_graph())
 
 
 def reason_one(patient_ntriples: str) -> rdflib.Graph:
     """Run every rule on one patient; return only the inferred triples."""
-    import pyshacl
-
     data = rdflib.Graph()
     data.parse(data=patient_ntriples, format="nt")
     given = set(data)

@@ -50,6 +50,7 @@ from ..rdf.terms import (DATA_GRAPH_PREFIX as DATA_PREFIX, DEFAULT_BASE, INFERRE
                          KB_DIGEST, KB_GRAPH, PATIENT_CLASS, RDF_TYPE, SKOLEM_PREFIX, patient_iri)
 from ..rules import load_rules, rule_support_graph, set_at_a_time_updates
 from .base import FINDINGS_QUERY_NAME, FINDINGS_VARS, Engine, Reasoned, findings_from_rows, patients_ntriples
+from ..cache import once
 
 
 class Truncated(B12kgError):
@@ -63,7 +64,7 @@ class _Deadlock(B12kgError):
 # ---------------------------------------------------------------------------------------------
 # What is sent: the knowledge base, the rules, the findings query
 # ---------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
+@once
 def kb_ntriples() -> tuple[str, str]:
     """(N-Triples of the knowledge base the rules read, its sha256). Blank nodes are replaced by
     skolem IRIs named by rdflib's canonical labelling, the same in every process and run, so a

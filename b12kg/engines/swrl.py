@@ -51,7 +51,6 @@ threshold role) does not (0.4 GB).
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import threading
@@ -68,6 +67,7 @@ from ..rules import rule_support_graph
 from ..rules.swrl import (SwrlRule, finding_suffixes, fired_class, has_class, join_order, property_kinds, subset,
                           swrl_graph)
 from .base import Engine
+from ..cache import once
 
 _lock = threading.Lock()   # owlready2 keeps process-wide state (its Pellet settings, namespaces)
 
@@ -100,7 +100,7 @@ def swrl_subset() -> tuple[set[str], set[str], dict[str, str]]:
 # ---------------------------------------------------------------------------------------------
 # What goes into the world
 # ---------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
+@once
 def _vocabulary() -> tuple[frozenset, frozenset, dict, frozenset]:
     """(predicates a SWRL body matches, classes a SWRL body matches, kind of every property the
     SWRL rules name, predicates and classes a SWRL head derives)."""
@@ -123,7 +123,7 @@ def _vocabulary() -> tuple[frozenset, frozenset, dict, frozenset]:
     return frozenset(preds), frozenset(classes), {p: kinds[p] for p in used}, frozenset(derived)
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def _static_triples() -> tuple:
     """The knowledge-base triples a rule can match, with the declarations Pellet needs (the same
     for every run): every property and class the rules name, every knowledge-base individual."""
@@ -265,7 +265,7 @@ def _load(world, triples: Iterable[tuple]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Running Pellet
 # ---------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
+@once
 def _read_back() -> dict[str, tuple[str, str]]:
     """Generated class IRI -> ("code", finding code) for each Has_X class, ("rule", rule id) for
     each fired_class of a finding rule in the subset."""

@@ -4,7 +4,6 @@ before anything reads, prints or recurses into a record."""
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Mapping
@@ -12,9 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..errors import InputError, Issue
 from .normalise import NOT_TEXT, is_text, shown_text
 from .record import MAX_DEPTH, MAX_INT_DIGITS
+from ..cache import once
 
 MAX_INPUT_BYTES = 100 * 1024 * 1024
 
@@ -67,14 +69,13 @@ def _yaml_decimal(loader, node) -> Decimal | float:
     return Decimal(text)
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def _yaml_loader():
     """yaml.SafeLoader (no tags beyond the YAML core ones), and: no aliases (a record needs none,
     and ten lines of nested aliases expand to a billion values), at most MAX_DEPTH levels of
     nesting (deeper raised RecursionError), integers of at most MAX_INT_DIGITS digits, no key
     twice in one mapping (PyYAML keeps the last value silently). Each refusal carries the line
     and column where it happened."""
-    import yaml
     from yaml.composer import ComposerError
     from yaml.constructor import ConstructorError
 
@@ -136,8 +137,6 @@ def _yaml_loader():
 
 def read_file(path: str | Path) -> Any:
     """Parse a YAML or JSON file (safely: no YAML tags, no aliases, bounded nesting, decimals exact)."""
-    import yaml
-
     p = Path(path)
     text = read_bytes(p)
     suffix = p.suffix.lower()

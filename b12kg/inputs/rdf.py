@@ -8,7 +8,6 @@ are always computed by b12kg, never taken from the input."""
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from pathlib import Path
@@ -25,11 +24,12 @@ from ..rdf.terms import B12, INPUT_BASE, SH
 from .files import load_json, read_bytes
 from .normalise import NOT_TEXT, add_notes, finish, is_text, normalise_result, parse_time, shown_text
 from .record import PatientRecord, Result
+from ..cache import import_once, once
 
 _FORMATS = {".ttl": "turtle", ".nt": "nt", ".jsonld": "json-ld"}
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def shapes_graph() -> rdflib.Graph:
     return parse_turtle(sorted((paths.RULES_DIR / "shapes").glob("*.ttl")))
 
@@ -131,8 +131,7 @@ def _syntax_error_place(data: str | bytes, fmt: str) -> str | None:
 
 def validate_shapes(g: rdflib.Graph, *, source: str | None = None) -> None:
     """Refuse a patient graph that does not conform to the patient shapes, naming each violation."""
-    import pyshacl
-
+    pyshacl = import_once("pyshacl")
     conforms, report, _ = pyshacl.validate(g, shacl_graph=shapes_graph(), advanced=True, inference="none",
                                            do_owl_imports=False, allow_warnings=True)
     if conforms:

@@ -14,7 +14,6 @@ the labels depend only on the graph's content) and both serialisations are order
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from .. import paths
 from .._version import __version__
 from ..rdf.terms import ONTOLOGY_IRI as _ONTOLOGY_IRI, ONTOLOGY_PREFIXES, XSD_NS
 from .ontology import parse_turtle
+from ..cache import once
 
 ONTOLOGY_IRI = URIRef(_ONTOLOGY_IRI)
 HEADER_FILE = paths.ONTOLOGY_DIR / "b12kg.ttl"
@@ -79,7 +79,7 @@ def _build() -> rdflib.Graph:
     return _bind(canonical)
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def _merged() -> rdflib.Graph:
     return _build()
 

@@ -3,7 +3,6 @@ own), and the merged graph as the SPARQL stores load it."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Iterable
 
@@ -11,6 +10,7 @@ import rdflib
 
 from .. import paths
 from ..rdf.terms import sparql_prefixes
+from ..cache import once
 
 
 def parse_turtle(files: Iterable[Path]) -> rdflib.Graph:
@@ -21,13 +21,13 @@ def parse_turtle(files: Iterable[Path]) -> rdflib.Graph:
     return g
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def ontology_graph() -> rdflib.Graph:
     """All ontology modules merged into one rdflib graph (parsed once per process)."""
     return parse_turtle(paths.module_files())
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def ontology_ntriples() -> str:
     """The merged ontology as N-Triples, the form the SPARQL stores load fastest."""
     return ontology_graph().serialize(format="nt")

@@ -4,7 +4,6 @@ and labels. ``limit_text`` is the one place a cut-off's limit is written as text
 
 from __future__ import annotations
 
-import functools
 from decimal import Decimal
 from typing import Mapping
 
@@ -13,6 +12,7 @@ from rdflib.namespace import RDFS
 from ..rdf.terms import B12, last_segment
 from ..units import format_decimal
 from .ontology import ontology_graph, select
+from ..cache import once
 
 
 def limit_text(criterion: str, unit: str, value: Decimal | None = None, lower: Decimal | None = None,
@@ -29,7 +29,7 @@ def limit_text(criterion: str, unit: str, value: Decimal | None = None, lower: D
     return f"{format_decimal(Decimal(lower))}-{format_decimal(Decimal(upper))} {unit} inclusive"
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def finding_classes() -> Mapping[str, dict]:
     """Every finding code (a leaf class with a skos:notation under b12:Finding) with its label,
     definition, kind, report section and claims."""
@@ -45,7 +45,7 @@ def finding_classes() -> Mapping[str, dict]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def threshold_table() -> dict[str, dict]:
     """Every cut-off by IRI: its id, source, verification level and limit text per unit."""
     rows = select(ontology_graph(), """SELECT ?t ?sym ?unit ?v ?lo ?hi ?src ?ver WHERE {
@@ -62,7 +62,7 @@ def threshold_table() -> dict[str, dict]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def label_table() -> dict[str, str]:
     """rdfs:label of every labelled IRI of the ontology."""
     return {str(s): str(o) for s, o in ontology_graph().subject_objects(RDFS.label)}

@@ -4,13 +4,12 @@ codes, context and symptom keywords, profiles), all read by SPARQL from the onto
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Mapping
 
 from .. import units as ucum
-from ..cache import load_or_build
+from ..cache import once, load_or_build
 from ..rdf.terms import B12, B12NS
 from .ontology import ontology_graph, select as _q
 
@@ -54,11 +53,11 @@ class Vocabulary:
     compared_units: Mapping[tuple[str, str], tuple[str, Decimal]] = field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def vocabulary() -> Vocabulary:
     """What the loaders need from the ontology; from the disk cache (b12kg.cache) when the
     ontology and the code are unchanged (building it parses the ontology and the UCUM registry)."""
-    return load_or_build("vocabulary", _build_vocabulary)
+    return load_or_build("vocabulary", _build_vocabulary, expect=Vocabulary)
 
 
 def _compared_unit(info: LabTestInfo, unit: str) -> tuple[str, Decimal]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rdflib import URIRef, Variable
+from rdflib.plugins.sparql.algebra import translateGroupGraphPattern
 
 from ..errors import RuleError
 
@@ -44,8 +45,6 @@ def exists_graph(node):
     the dict entry of the same name is the parse tree, whose FILTERs the translation moved out."""
     graph = node.__dict__.get("graph")
     if graph is None:
-        from rdflib.plugins.sparql.algebra import translateGroupGraphPattern
-
         graph = translateGroupGraphPattern(node["graph"])
     return graph
 

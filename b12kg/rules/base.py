@@ -11,17 +11,18 @@ Forms derived from the one source:
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
 import rdflib
+from rdflib.plugins.sparql import prepareQuery
 from rdflib.namespace import RDF, RDFS
 
 from .. import paths
 from ..errors import RuleError
 from ..kb import ontology_graph, parse_turtle
 from ..rdf.terms import ANY_TYPE as _ANY_TYPE, B12, SH, SKOS, DCTERMS
+from ..cache import once
 
 ANY_TYPE = rdflib.URIRef(_ANY_TYPE)
 
@@ -56,10 +57,8 @@ class Rule:
         return split_construct(self.construct)
 
 
-@functools.lru_cache(maxsize=256)
+@once
 def _parsed(text: str):
-    from rdflib.plugins.sparql import prepareQuery
-
     return prepareQuery(text)
 
 
@@ -115,13 +114,13 @@ def split_construct(text: str) -> tuple[str, str]:
     return text[t_open + 1:t_close].strip(), text[b_open + 1:b_close].strip()
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def rules_graph() -> rdflib.Graph:
     """Every rule file, parsed once per process."""
     return parse_turtle(paths.rule_files())
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def load_rules() -> tuple[Rule, ...]:
     """Every rule, in evaluation order (sh:order, then id)."""
     g = rules_graph()
@@ -178,7 +177,7 @@ def _walk(node, triples: list, values: list) -> None:
             _walk(v, triples, values)
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def body_vocabulary() -> tuple[frozenset, frozenset]:
     """(predicates, rdf:type objects) that the rule bodies match: the part of the knowledge base
     the rules can see. Read from the parsed rule text, not listed by hand."""
@@ -206,7 +205,7 @@ def body_vocabulary() -> tuple[frozenset, frozenset]:
     return frozenset(preds), frozenset(types)
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def rule_support_graph() -> rdflib.Graph:
     """The triples of the ontology that some rule body can match (thresholds, populations,
     categories, symptom types): what the engines load beside the patient data."""

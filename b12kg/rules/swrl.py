@@ -46,7 +46,6 @@ rules outside the subset.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -54,6 +53,7 @@ from typing import Iterable
 import rdflib
 from rdflib import BNode, Literal, URIRef, Variable
 from rdflib.namespace import OWL, RDF, RDFS, XSD
+from rdflib.plugins.sparql import prepareQuery
 from rdflib.plugins.sparql.parserutils import CompValue
 
 from ..errors import RuleError
@@ -61,6 +61,7 @@ from ..kb import ontology_graph
 from ..rdf.terms import B12, B12SWRL_NS, SH, SWRL_NS as SWRL_IRI, SWRL_PREFIXES, SWRLB_NS
 from .algebra import UnsupportedForm, normalise
 from .base import Rule, load_rules, rules_graph
+from ..cache import once
 
 SWRL = rdflib.Namespace(SWRL_IRI)
 SWRLB = rdflib.Namespace(SWRLB_NS)
@@ -171,7 +172,7 @@ def _show(t: Term) -> str:
 # ---------------------------------------------------------------------------------------------
 # The ontology's property declarations
 # ---------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
+@once
 def property_kinds() -> dict[URIRef, str]:
     """Every property the ontology declares: "object" or "data"."""
     g = ontology_graph()
@@ -407,7 +408,7 @@ def _body(alt: _Alt, targets: tuple[URIRef, ...], minted: dict) -> tuple[list[At
     return atoms, reads
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def _ranges() -> dict[URIRef, frozenset]:
     g = ontology_graph()
     out: dict = {}
@@ -489,8 +490,6 @@ def _string_equalities(alt: _Alt) -> _Alt | None:
 
 def translate(rule: Rule) -> Translation:
     """The SWRL rules of one SPARQL rule, or the reason it has none."""
-    from rdflib.plugins.sparql import prepareQuery
-
     try:
         q = prepareQuery(rule.prefix_block() + rule.construct)
     except Exception as exc:  # a parse error is a rule-base error, not a SWRL limitation
@@ -614,7 +613,7 @@ def compute_subset(translations: Iterable[Translation]) -> Subset:
                   dict(sorted(excluded.items())), tuple(ts.values()))
 
 
-@functools.lru_cache(maxsize=1)
+@once
 def subset() -> Subset:
     """The SWRL subset of the current rule base."""
     return compute_subset(translate(r) for r in load_rules())
