@@ -76,3 +76,52 @@ def test_eight_threads_on_first_use_in_a_fresh_process(tmp_path, cache_setting):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"errors": [], "distinct": 1, "n": 8}
+
+
+def _cohort(tmp_path, n=40, seed=5):
+    from b12kg.inputs.csv import write_csv
+    from b12kg.testing import synth
+
+    path = tmp_path / "cohort.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        write_csv(synth.generate(n, seed=seed), fh)
+    return path
+
+
+def test_a_second_run_on_the_same_out_is_refused(tmp_path):
+    import fcntl
+
+    from b12kg.cohort import assess_cohort
+    from b12kg.errors import B12kgError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)                      # another run holds the folder
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(B12kgError, match="in use by another b12kg run"):
+            assess_cohort(_cohort(tmp_path), out, workers=1, progress=False)
+    finally:
+        os.close(fd)
+    s = assess_cohort(_cohort(tmp_path), out, workers=1, progress=False)   # free again
+    assert s.assessed == 40
+
+
+def test_resume_keys_on_the_input_content_not_its_size_and_time(tmp_path):
+    """An input edited in place with the same size and modification time is assessed afresh, not
+    resumed from the parts of the old content."""
+    from b12kg.cohort import assess_cohort
+    from b12kg.cohort.runner import _fingerprint
+    from b12kg.cohort.worker import Options
+
+    path = _cohort(tmp_path)
+    before = _fingerprint(path, Options(), 10)
+    st = path.stat()
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"female", b"FEMALE", 1))   # same size, other bytes
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    assert _fingerprint(path, Options(), 10) != before
+    out = tmp_path / "o"
+    assess_cohort(path, out, workers=1, progress=False)
+    assert json.loads((out / "summary.json").read_text())["resumed_chunks"] == 0

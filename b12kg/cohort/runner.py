@@ -10,12 +10,14 @@ Counts reconcile: read = assessed + refused."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections import Counter
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,18 +65,40 @@ def run_plan(plan: ChunkPlan, parts: str, options: Options) -> ChunkReport:
 
 
 def _fingerprint(path: Path, options: Options, chunk_size: int) -> str:
+    """What a resumed run must share with the run that wrote the parts: the input's CONTENT (not
+    its size and time: an input edited in place with both kept resumed from stale parts), the
+    options, the chunk size and the b12kg version."""
     h = hashlib.sha256()
-    st = path.stat()
-    h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{chunk_size}|{__version__}".encode())
+    h.update(f"{path.resolve()}|{chunk_size}|{__version__}".encode())
     h.update(json.dumps({k: v for k, v in asdict(options).items() if k != "endpoint"}, sort_keys=True, default=str).encode())
     if options.endpoint is not None:
         h.update(str(options.endpoint).encode())
-    if path.is_dir():
-        for root, _, names in sorted(os.walk(path)):
-            for n in sorted(names):
-                p = os.path.join(root, n)
-                h.update(f"{p}|{os.path.getsize(p)}|{os.stat(p).st_mtime_ns}".encode())
+    files = [path] if not path.is_dir() else [Path(root) / n for root, _, names in sorted(os.walk(path))
+                                              for n in sorted(names)]
+    for f in files:
+        h.update(f"{f.relative_to(path) if f != path else f.name}\0".encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
     return h.hexdigest()
+
+
+@contextmanager
+def _locked(out: Path):
+    """Hold the output folder for one run: a second run on the same --out is refused with a clear
+    message instead of both writing the same parts (an advisory lock on the folder itself, so no
+    file is added to it; released when the run ends, however it ends)."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise B12kgError(f"{out} is in use by another b12kg run; wait for it to finish or choose another --out") from None
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def _worker_init() -> None:
@@ -105,77 +129,78 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
     options = Options(profile=profile, engine=engine if endpoint is None else "remote", write_graph=write_graph,
                       endpoint=endpoint)
     out.mkdir(parents=True, exist_ok=True)
-    parts = out / ".parts"
-    manifest = out / ".parts" / "manifest.json"
-    fp = _fingerprint(path, options, chunk_size)
-    if parts.exists():
-        old = None
+    with _locked(out):
+        parts = out / ".parts"
+        manifest = out / ".parts" / "manifest.json"
+        fp = _fingerprint(path, options, chunk_size)
+        if parts.exists():
+            old = None
+            try:
+                old = json.loads(manifest.read_text())
+            except (OSError, ValueError):
+                pass
+            if not resume or old is None or old.get("fingerprint") != fp:
+                shutil.rmtree(parts)
+        parts.mkdir(exist_ok=True)
+        manifest.write_text(json.dumps({"fingerprint": fp, "input": str(path), "chunk_size": chunk_size}))
+        summary = Summary(input=str(path), out_dir=str(out))
+        plans = list(plan_chunks(path, chunk_size))
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=sum(p.n for p in plans), unit="patient", smoothing=0.1, dynamic_ncols=True)
+        t0 = time.perf_counter()
+        reports: dict[int, ChunkReport] = {}
+        counts: Counter = Counter()
+
+        assembler = _Assembler(parts, out, write_graph)
+
+        def done(r: ChunkReport) -> None:
+            reports[r.index] = r
+            counts.update(r.findings)
+            assembler.advance(reports.keys())
+            if bar is not None:
+                bar.update(r.read)
+
+        n_workers = workers or os.cpu_count() or 1
+        if engine == "compiled" and endpoint is None:
+            # Compile once here: forked workers inherit the program instead of each parsing the rules.
+            compiled.program()
         try:
-            old = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            pass
-        if not resume or old is None or old.get("fingerprint") != fp:
-            shutil.rmtree(parts)
-    parts.mkdir(exist_ok=True)
-    manifest.write_text(json.dumps({"fingerprint": fp, "input": str(path), "chunk_size": chunk_size}))
-    summary = Summary(input=str(path), out_dir=str(out))
-    plans = list(plan_chunks(path, chunk_size))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=sum(p.n for p in plans), unit="patient", smoothing=0.1, dynamic_ncols=True)
-    t0 = time.perf_counter()
-    reports: dict[int, ChunkReport] = {}
-    counts: Counter = Counter()
-
-    assembler = _Assembler(parts, out, write_graph)
-
-    def done(r: ChunkReport) -> None:
-        reports[r.index] = r
-        counts.update(r.findings)
-        assembler.advance(reports.keys())
-        if bar is not None:
-            bar.update(r.read)
-
-    n_workers = workers or os.cpu_count() or 1
-    if engine == "compiled" and endpoint is None:
-        # Compile once here: forked workers inherit the program instead of each parsing the rules.
-        compiled.program()
-    try:
-        todo = []
-        for plan in plans:
-            r = _resumed(parts, plan.index)
-            if r is None:
-                todo.append(plan)
+            todo = []
+            for plan in plans:
+                r = _resumed(parts, plan.index)
+                if r is None:
+                    todo.append(plan)
+                else:
+                    summary.resumed_chunks += 1
+                    done(r)
+            if n_workers <= 1 or len(todo) <= 1:
+                _worker_init()
+                for plan in todo:
+                    done(run_plan(plan, str(parts), options))
             else:
-                summary.resumed_chunks += 1
-                done(r)
-        if n_workers <= 1 or len(todo) <= 1:
-            _worker_init()
-            for plan in todo:
-                done(run_plan(plan, str(parts), options))
-        else:
-            with ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_init) as pool:
-                for f in as_completed([pool.submit(run_plan, plan, str(parts), options) for plan in todo]):
-                    done(f.result())
-        if bar is not None:
-            bar.close()
-        summary.chunks = len(plans)
-        for r in reports.values():
-            summary.read += r.read
-            summary.assessed += r.assessed
-            summary.refused += r.refused
-        summary.findings = dict(counts)
-        assembler.finish(len(plans))
-    except BaseException:
-        assembler.abort()          # no half-written output file is left; finished parts stay for resume
-        raise
-    summary.seconds = time.perf_counter() - t0
-    (out / "summary.json.tmp").write_text(json.dumps(asdict(summary), indent=2, sort_keys=True))
-    os.replace(out / "summary.json.tmp", out / "summary.json")
-    shutil.rmtree(parts)
-    return summary
+                with ProcessPoolExecutor(max_workers=n_workers, initializer=_worker_init) as pool:
+                    for f in as_completed([pool.submit(run_plan, plan, str(parts), options) for plan in todo]):
+                        done(f.result())
+            if bar is not None:
+                bar.close()
+            summary.chunks = len(plans)
+            for r in reports.values():
+                summary.read += r.read
+                summary.assessed += r.assessed
+                summary.refused += r.refused
+            summary.findings = dict(counts)
+            assembler.finish(len(plans))
+        except BaseException:
+            assembler.abort()          # no half-written output file is left; finished parts stay for resume
+            raise
+        summary.seconds = time.perf_counter() - t0
+        (out / "summary.json.tmp").write_text(json.dumps(asdict(summary), indent=2, sort_keys=True))
+        os.replace(out / "summary.json.tmp", out / "summary.json")
+        shutil.rmtree(parts)
+        return summary
 
 
 def _resumed(parts: Path, index: int) -> ChunkReport | None:
