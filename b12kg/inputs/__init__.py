@@ -22,7 +22,7 @@ from ..errors import InputError, Issue
 from .case import record_from_case
 from .fhir import is_bundle, record_from_bundle
 from .files import check_structure, read_file
-from .normalise import with_profile
+from .normalise import check_profile, with_profile
 from .rdf import record_from_rdf_file
 from .record import PatientRecord, Result
 
@@ -46,11 +46,22 @@ def load_record(source: Any, *, profile: str | None = None, base_dir: Path | Non
     raise InputError([Issue("record", type(source).__name__, "is not a record, a mapping or a file path")])
 
 
+# Fields a case may hold beside `input:` (a file to read): about the case, or naming it.
+_BESIDE_INPUT = frozenset({"input", "id", "profile", "expect", "claims", "description", "corruption"})
+
+
 def _from_mapping(data: Mapping, *, profile: str | None, base_dir: Path | None, source: str | None) -> PatientRecord:
+    if profile is not None:
+        check_profile(profile, source=source)
     if is_bundle(data):  # record_from_bundle checks the structure itself (it is also called directly)
         return record_from_bundle(data, source=source, profile=profile or "default")
     check_structure(data, source=source)
     if "input" in data:
+        beside = sorted((str(k) for k in data if k not in _BESIDE_INPUT), key=str)
+        if beside:
+            raise InputError([Issue(k, None, "is beside `input:`, which names the file that holds the record: "
+                                    f"only {', '.join(sorted(_BESIDE_INPUT - {'input'}))} may stand beside it, "
+                                    "so this field would be dropped") for k in beside], source=source)
         ref = data["input"]
         if not isinstance(ref, str) or "://" in ref:
             raise InputError([Issue("input", ref, "is not a relative file path (nothing is fetched)")], source=source)

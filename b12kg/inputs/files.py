@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +27,11 @@ def read_bytes(p: Path) -> bytes:
     (missing, a folder, no permission) or is over MAX_INPUT_BYTES, which is told from its size
     before reading and enforced while reading (a device or a growing file reports no true size)."""
     try:
-        size = p.stat().st_size
+        st = p.stat()
+        if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+            raise InputError([Issue("file", str(p), "is a pipe or a socket, not a file: b12kg reads files "
+                                    "(a pipe could keep it waiting for ever)")])
+        size = st.st_size
         if size <= MAX_INPUT_BYTES:
             with open(p, "rb") as fh:
                 data = fh.read(size + 1)      # read(n) allocates n bytes: ask for what stat says

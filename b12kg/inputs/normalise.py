@@ -8,6 +8,7 @@ message naming the field, the value and the problem."""
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import replace
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -21,11 +22,14 @@ from .record import (VALUE_RE, COMPARATORS, MAX_DECIMAL_PLACES, MAX_DIGITS, MAX_
 
 
 def parse_decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool):
+    """A number as an exact, bounded Decimal (None when it is not one): Python and NumPy numbers
+    (numpy.float64 is a float whose repr is 'np.float64(1.5)'), decimals and numeric text."""
+    if isinstance(value, bool) or (hasattr(value, "dtype") and value.dtype.kind == "b"):
         return None
-    if isinstance(value, int):
-        return _bounded(Decimal(value))
-    if isinstance(value, float):
+    if isinstance(value, numbers.Integral):
+        return _bounded(Decimal(int(value)))
+    if isinstance(value, float) or (isinstance(value, numbers.Real) and not isinstance(value, Decimal)):
+        value = float(value)
         if not math.isfinite(value):
             return None
         return _bounded(Decimal(repr(value)))
@@ -92,7 +96,7 @@ def parse_value(value: Any) -> tuple[str, Decimal] | None:
     """('=', 12.5) from 12.5 or '12.5'; ('<', 50) from '<50'. None when it is not a number."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float, Decimal)):
+    if isinstance(value, (numbers.Real, Decimal)):
         d = parse_decimal(value)
         return None if d is None else ("=", d)
     if isinstance(value, str) and len(value) <= 64:
@@ -257,9 +261,11 @@ def parse_date(value: Any, fld: str, issues: list[Issue]) -> date | None:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip()[:10])
-        except ValueError:
+        text = value.strip()
+        try:                                   # a date, or a full date-time whose day counts:
+            return date.fromisoformat(text) if len(text) == 10 else \
+                datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+        except ValueError:                     # never the first ten characters of anything
             pass
     issues.append(Issue(fld, value, "is not an ISO 8601 date (YYYY-MM-DD)"))
     return None
@@ -302,8 +308,9 @@ def select_latest(candidates: Iterable[Result], key: str, issues: list[Issue], f
     return latest, items[:-1]
 
 
-def derive_tsat(results: dict[str, Result], vocab: Vocabulary) -> Result | None:
-    """TSAT = serum iron / TIBC x 100 (same units), when TSAT was not reported and both are exact."""
+def derive_tsat(results: dict[str, Result], vocab: Vocabulary, issues: list[Issue] | None = None) -> Result | None:
+    """TSAT = serum iron / TIBC x 100 (same units), when TSAT was not reported and both are exact.
+    Serum iron above TIBC (a saturation over 100 %) is impossible: refused, naming both."""
     iron, tibc = results.get("iron"), results.get("tibc")
     if "tsat" in results or iron is None or tibc is None:
         return None
@@ -314,6 +321,10 @@ def derive_tsat(results: dict[str, Result], vocab: Vocabulary) -> Result | None:
     info = vocab.tests_by_key["tsat"]
     assert info.plausible_high is not None
     if value > info.plausible_high:
+        if issues is not None:
+            issues.append(Issue("observations.iron", iron.value_as_given, f"is above the TIBC {tibc.value_as_given}: "
+                                f"transferrin saturation would be {units.to_decimal_string(value)} %, over 100 %; "
+                                "one of the two is wrong"))
         return None
     times = [t for t in (iron.time, tibc.time) if t is not None]
     return Result(key="tsat", test_iri=info.iri, source=f"derived from {iron.source} and {tibc.source}",
@@ -329,7 +340,7 @@ def finish(rec: PatientRecord, candidates: dict[str, list[Result]], issues: list
         if latest is not None:
             rec.results[key] = latest
             rec.superseded.extend(older)
-    tsat = derive_tsat(rec.results, vocab)
+    tsat = derive_tsat(rec.results, vocab, issues)
     if tsat is not None:
         rec.results["tsat"] = tsat
 
@@ -359,8 +370,14 @@ def add_notes(rec: PatientRecord) -> None:
         notes.append("Transferrin saturation was derived from serum iron and TIBC (iron / TIBC x 100).")
 
 
+def check_profile(profile: Any, *, source: str | None = None) -> str:
+    """The profile name, or an InputError naming it and the known ones."""
+    known = vocabulary().profiles
+    if not isinstance(profile, str) or profile not in known:
+        raise InputError([Issue("profile", profile, f"is not a profile (known: {', '.join(sorted(known))})")],
+                         source=source)
+    return profile
+
+
 def with_profile(rec: PatientRecord, profile: str) -> PatientRecord:
-    vocab = vocabulary()
-    if profile not in vocab.profiles:
-        raise InputError([Issue("profile", profile, f"is not a profile (known: {', '.join(sorted(vocab.profiles))})")])
-    return replace(rec, profile=profile)
+    return replace(rec, profile=check_profile(profile))
