@@ -88,3 +88,25 @@ def _refusal(path) -> str:
     except InputError as exc:
         return str(exc)
     return "accepted"
+
+
+def test_a_csv_cell_over_128_kb_refuses_its_row_not_the_run(tmp_path):
+    from b12kg.cohort import assess_cohort
+    from b12kg.inputs.csv import write_csv
+    from b12kg.testing import synth
+
+    cases = list(synth.generate(5, seed=1))
+    cases[2] = dict(cases[2], id="x" * 200_000)
+    path = tmp_path / "c.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        write_csv(cases, fh)
+    s = assess_cohort(path, tmp_path / "out", workers=1, progress=False)
+    assert s.read == 5 and s.reconciles()
+
+
+def test_a_header_of_100000_unknown_columns_gives_a_short_message():
+    from b12kg.inputs.csv import check_csv_header
+
+    problems = check_csv_header([f"col{i}" for i in range(100_000)])
+    assert len(problems) == 21 and problems[-1] == "and 99980 more column problems"
+    assert len("; ".join(problems)) < 2000

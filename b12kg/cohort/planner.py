@@ -21,6 +21,11 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import B12kgError
+from ..inputs.files import MAX_INPUT_BYTES
+
+# A cell may be as long as a record may be (the csv module's default, 128 KB, stopped the whole
+# run with a traceback at the first longer cell); the record loader then refuses what is in it.
+csv.field_size_limit(MAX_INPUT_BYTES)
 
 FOLDER_SUFFIXES = (".yaml", ".yml", ".json", ".ttl", ".nt", ".jsonld")
 

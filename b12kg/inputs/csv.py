@@ -16,6 +16,7 @@ from typing import IO, Any, Iterable, Mapping
 from ..errors import InputError, Issue
 from ..kb import vocabulary
 
+MAX_HEADER_PROBLEMS = 20        # header problems named one by one; the rest are counted
 PATIENT_COLUMNS = ("id", "sex", "age_years", "birth_date", "specimen_date", "pregnant", "gestational_weeks",
                    "profile", "symptoms", "context")
 
@@ -71,6 +72,8 @@ def check_csv_header(header: list[str]) -> list[str]:
     problems = [f"column {h!r} is not a b12kg column" for h in header if h not in allowed]
     dup = [h for h, n in Counter(header).items() if n > 1]
     problems += [f"column {h!r} appears twice" for h in dup]
+    if len(problems) > MAX_HEADER_PROBLEMS:         # 100,000 unknown columns made a 4 MB message
+        problems = problems[:MAX_HEADER_PROBLEMS] + [f"and {len(problems) - MAX_HEADER_PROBLEMS} more column problems"]
     return problems
 
 
