@@ -222,6 +222,7 @@ def cohort(tmp_path_factory):
     return path, recs, bad, out, s
 
 
+@pytest.mark.slow
 def test_corrupt_records_are_refused_with_their_reason_and_every_good_one_is_assessed(cohort):
     from dataclasses import asdict
 
@@ -241,6 +242,7 @@ def _cli(path: Path, out: Path) -> list[str]:
             "--workers", "2", "--chunk-size", "200", "--quiet"]
 
 
+@pytest.mark.slow
 def test_a_run_killed_midway_and_rerun_gives_the_outputs_of_an_uninterrupted_run(cohort, tmp_path):
     import os
     import signal

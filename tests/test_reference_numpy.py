@@ -303,6 +303,14 @@ def test_reference_agrees_with_rules_on_adversarial_cohort(adversarial_run):
     assert not diffs, _report(adversarial_run, diffs)
 
 
+def test_reference_agrees_with_rules_on_a_small_adversarial_cohort(tmp_path):
+    """As above on 300 adversarial patients (make test; the 3,000 and the 10,000 are slow)."""
+    run = _run(list(adversarial_cases(300, SEED_ADVERSARIAL)), tmp_path)
+    assert len(run.records) > 0.9 * 300
+    diffs = _disagreements(run)
+    assert not diffs, _report(run, diffs)
+
+
 
 def _shared_default_cases() -> list[Path]:
     import yaml

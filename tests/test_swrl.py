@@ -452,14 +452,15 @@ DERIVED = {"https://w3id.org/b12kg/" + p for p in ("inPopulation", "satisfies", 
 
 @pytest.mark.java
 @pytest.mark.skipif(not JAVA, reason="Java runtime not found: SWRL engine test skipped")
-def test_derivations_agree_with_oxigraph(shared_cases_ntriples):
+@pytest.mark.parametrize("n", [20, pytest.param(200, marks=pytest.mark.slow)])
+def test_derivations_agree_with_oxigraph(shared_cases_ntriples, n):
     """Populations, cut-offs met and not met, cause categories: the rules under the findings,
     some of which (doesNotSatisfy, hasCauseCategory) no subset finding reads. On the shared
     cases and the generated patients that sit on each cut-off."""
     from b12kg.engines import swrl as se
 
     records, _ = load_generated(1000)
-    nt = shared_cases_ntriples + "".join(record_to_ntriples(r) for r in records[:200])
+    nt = shared_cases_ntriples + "".join(record_to_ntriples(r) for r in records[:n])
     got = se.derived_triples(nt)
     g = rdflib.Graph().parse(data=api.infer(nt, engine="oxigraph"), format="nt")
     want = {(str(s), str(p), str(o)) for s, p, o in g if str(p) in DERIVED}
