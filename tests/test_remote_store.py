@@ -200,3 +200,30 @@ def test_cut_answers_are_noticed_and_the_batch_split(server, capsys):
     assert sorted(rows2, key=repr) == sorted(rows, key=repr) and graph2 == graph
     assert "splitting the batch" in capsys.readouterr().err
     _only_kb_left(whole)
+
+
+class _ForgetfulEndpoint(Endpoint):
+    """A store that ignores FROM: its default graph is empty, so it finds nothing (as one store
+    did: 'assessed 4' with zero findings and no error)."""
+
+    def select(self, text, what="SPARQL query", *, expect=None):
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("FROM <"))
+        return super().select(text, what, expect=None)
+
+    def count(self, text, what):
+        return super().count("\n".join(line for line in text.splitlines() if not line.startswith("FROM <")), what)
+
+
+def test_a_store_that_ignores_from_is_caught_by_the_canary(server, tmp_path):
+    from b12kg.errors import B12kgError
+    from b12kg.rdf.patient import record_to_ntriples
+    from b12kg.inputs.case import record_from_case
+
+    nt = "".join(record_to_ntriples(record_from_case(c, source="synth")) for c in generate(5, seed=2))
+    bad = _ForgetfulEndpoint(query=server + "/query", update=server + "/update", store=server + "/store")
+    with pytest.raises(B12kgError, match="canary"):
+        bad.reason(nt, want_graph=False)
+    good = Endpoint(query=server + "/query", update=server + "/update", store=server + "/store")
+    rows, _ = good.reason(nt, want_graph=True)
+    assert rows and not any(r[0].startswith("urn:b12kg:canary/") for r in rows)
+    _only_kb_left(good)

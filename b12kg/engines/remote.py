@@ -51,6 +51,10 @@ from ..rdf.terms import (DATA_GRAPH_PREFIX as DATA_PREFIX, DEFAULT_BASE, INFERRE
 from ..rules import load_rules, rule_support_graph, set_at_a_time_updates
 from .base import FINDINGS_QUERY_NAME, FINDINGS_VARS, Engine, Reasoned, findings_from_rows, patients_ntriples
 from ..cache import once
+from ..inputs.case import record_from_case
+from ..rdf.patient import record_to_ntriples
+from .oxigraph import inferred_ntriples as _embedded_inferred, reason as _embedded_reason
+from .base import rows_from_solutions
 
 
 class Truncated(B12kgError):
@@ -206,6 +210,46 @@ def _check_url(url: str | None, what: str) -> None:
         raise B12kgError(f"{what} endpoint {url!r}: not an http:// or https:// URL")
     if parts.fragment:
         raise B12kgError(f"{what} endpoint {url!r}: a URL with a #fragment")
+
+
+# The canary: a patient whose findings b12kg knows from its own embedded store, sent with every
+# batch. A store that answers anything else for it (a FROM ignored, an answer cut, graphs mixed)
+# stops the run with a clear error instead of a cohort with silently missing findings.
+CANARY_BASE = "urn:b12kg:canary/"
+_CANARY_CASE = {"id": "canary", "patient": {"sex": "male", "age_years": 61},
+                "observations": {"hemoglobin": {"value": 101, "unit": "g/L"}, "mcv": {"value": 92, "unit": "fL"},
+                                 "b12": {"value": 95, "unit": "pmol/L"}, "ferritin": {"value": 7, "unit": "ug/L"},
+                                 "crp": {"value": 2, "unit": "mg/L"}, "folate": {"value": 2.1, "unit": "ng/mL"}},
+                "symptoms": ["tingling"], "context": ["metformin"]}
+
+
+@once
+def canary() -> tuple[str, tuple, frozenset]:
+    """(the canary's N-Triples, its findings-evidence rows sorted, its inferred triples) as the
+    embedded store gives them."""
+    nt = record_to_ntriples(record_from_case(_CANARY_CASE, source="canary"), CANARY_BASE)
+    store = _embedded_reason(nt, full=False)
+    rows = rows_from_solutions(store.query(query_text(FINDINGS_QUERY_NAME), use_default_graph_as_union=True))
+    return nt, tuple(sorted(rows, key=repr)), frozenset(ln for ln in _embedded_inferred(store).splitlines() if ln)
+
+
+def _check_canary(where: str, rows: list[tuple], lines: list[str] | None) -> tuple[list[tuple], list[str] | None]:
+    """The batch's rows and inferred lines without the canary's, once the canary's are checked."""
+    _, want_rows, want_lines = canary()
+    mine = [r for r in rows if r[0] is not None and r[0].startswith(CANARY_BASE)]
+    others = [r for r in rows if not (r[0] is not None and r[0].startswith(CANARY_BASE))]
+    if tuple(sorted(mine, key=repr)) != want_rows:
+        raise B12kgError(f"{where} answered the canary patient wrongly ({len(mine)} finding rows instead of "
+                         f"{len(want_rows)}): the store does not evaluate b12kg's queries as SPARQL 1.1 says "
+                         "(a FROM clause ignored, an answer cut or graphs mixed); no result of this run is trusted")
+    if lines is None:
+        return others, None
+    prefix = "<" + CANARY_BASE
+    got = {ln for ln in lines if ln.startswith(prefix)}
+    if got != want_lines:
+        raise B12kgError(f"{where} returned the canary patient's inferred graph wrongly ({len(got)} triples instead "
+                         f"of {len(want_lines)}); no result of this run is trusted")
+    return others, [ln for ln in lines if not ln.startswith(prefix)]
 
 
 _KB_READY: set[tuple] = set()   # endpoints whose knowledge base this process has checked or loaded
@@ -450,6 +494,7 @@ class Endpoint:
         data, inferred = DATA_PREFIX + tag, INFERRED_PREFIX + tag
         failed = True
         try:
+            patients_ntriples += canary()[0]
             if self.store:
                 self.put_graph(data, patients_ntriples, replace=True, what="loading the patients")
             else:
@@ -461,9 +506,12 @@ class Endpoint:
             _, bindings = self.select(findings_query(graphs), "reading the findings", expect=n)
             rows = [tuple(b[v]["value"] if v in b else None for v in FINDINGS_VARS) for b in bindings]
             graph = ""
+            lines = None
             if want_graph:
                 n = self.count(inferred_query(inferred, count=True), "counting the inferred triples")
                 lines = self.construct(inferred_query(inferred), "reading the inferred graph", expect=n)
+            rows, lines = _check_canary(str(self), rows, lines)
+            if lines is not None:
                 graph = "\n".join(lines) + ("\n" if lines else "")
             failed = False
             return rows, graph
