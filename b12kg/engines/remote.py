@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode, urlsplit
 from urllib.request import (HTTPBasicAuthHandler, HTTPDigestAuthHandler, HTTPPasswordMgrWithDefaultRealm,
+                            parse_http_list, parse_keqv_list,
                             HTTPRedirectHandler, ProxyHandler, Request, build_opener)
 
 from contextlib import contextmanager
@@ -252,6 +253,8 @@ def _check_canary(where: str, rows: list[tuple], lines: list[str] | None) -> tup
     return others, [ln for ln in lines if not ln.startswith(prefix)]
 
 
+PREAUTH_BYTES = 64 * 1024       # a body larger than this is sent only once authentication is negotiated
+_DIGEST: dict[tuple, HTTPDigestAuthHandler] = {}
 _KB_READY: set[tuple] = set()   # endpoints whose knowledge base this process has checked or loaded
 
 
@@ -336,6 +339,8 @@ class Endpoint:
                    params: dict[str, str] | None) -> tuple[bytes, dict[str, str]]:
         full = url + (("&" if "?" in url else "?") + urlencode(params, quote_via=quote) if params else "")
         req = Request(full, data=data, headers=headers, method=method)
+        if self.user is not None and data is not None and len(data) > PREAUTH_BYTES:
+            self._preauthorize(req, what)
         try:
             with self._opener().open(req, timeout=self.timeout) as resp:
                 body = resp.read()
@@ -355,6 +360,32 @@ class Endpoint:
             raise B12kgError(f"{what} at {url}: the store sent a partial answer (X-SQL-State {headers['x-sql-state']}: "
                              f"{headers.get('x-sql-message', '')}); raise its time limits (docs/remote-store.md)")
         return body, headers
+
+    def _preauthorize(self, req: Request, what: str) -> None:
+        """Negotiate HTTP digest authentication before a large body is sent: ask for the
+        challenge with a bodiless request, then send the body once, with its Authorization. (urllib
+        sends the whole body first and answers the 401 after it; a store that closes the
+        connection on the 401, as Virtuoso does, broke the upload with 'Broken pipe'.)"""
+        probe = Request(req.full_url, method="GET")
+        try:
+            with build_opener(ProxyHandler({}), _NoRedirect()).open(probe, timeout=self.timeout):
+                return                      # no authentication asked for here
+        except HTTPError as exc:
+            challenge = exc.headers.get("WWW-Authenticate", "") if exc.code == 401 else ""
+        except (URLError, OSError, http.client.HTTPException):
+            return                          # the real request will say what is wrong
+        scheme, _, rest = challenge.partition(" ")
+        if scheme.lower() != "digest":
+            return
+        chal = parse_keqv_list(parse_http_list(rest))
+        handler = _DIGEST.get((self.user, req.full_url))
+        if handler is None:               # one per process and URL: it counts the nonce's uses
+            mgr = HTTPPasswordMgrWithDefaultRealm()
+            mgr.add_password(None, req.full_url, self.user, self.password)
+            handler = _DIGEST[(self.user, req.full_url)] = HTTPDigestAuthHandler(mgr)
+        auth = handler.get_authorization(req, chal)
+        if auth:
+            req.add_unredirected_header("Authorization", f"Digest {auth}")
 
     def _raise_http(self, what: str, url: str, exc: HTTPError):
         try:
@@ -411,8 +442,14 @@ class Endpoint:
     def ask(self, text: str, what: str = "SPARQL ASK") -> bool:
         body, headers = self._query(text, "application/sparql-results+json", what)
         try:
-            return bool(json.loads(body)["boolean"])
-        except (ValueError, KeyError, TypeError):
+            doc = json.loads(body)
+            if "boolean" not in doc and doc.get("head", {}).get("vars") == ["__ASK_RETVAL"]:
+                # Virtuoso 7 answers ASK in JSON as a one-column table: a row whose value is 1 for
+                # true, no row (or 0) for false.
+                rows = doc["results"]["bindings"]
+                return bool(rows) and rows[0]["__ASK_RETVAL"]["value"] not in ("0", "false")
+            return bool(doc["boolean"])
+        except (ValueError, KeyError, TypeError, IndexError):
             raise B12kgError(f"{what} at {self.query}: the answer ({headers.get('content-type', 'no content type')}) "
                              f"is not a SPARQL boolean: {body[:200]!r}") from None
 
