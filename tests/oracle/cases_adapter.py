@@ -102,3 +102,48 @@ def record_from_case(case: dict) -> PatientRecord:
     rec.symptoms = [_word(w, rn.SYMPTOMS) for w in case.get("symptoms") or ()]
     rec.contexts = [_word(w, rn.CONTEXTS) for w in case.get("context") or ()]
     return rec
+
+
+def case_from_fhir_bundle(bundle: dict, case_id: str) -> dict:
+    """The case dict of a simple FHIR R4 Bundle (Patient and final Observations coded in LOINC
+    with a valueQuantity; the latest per analyte), for p21 only: test-only, not the loader."""
+    from datetime import date, datetime
+
+    patient: dict = {}
+    birth = None
+    observations: dict = {}
+    times: dict = {}
+    latest = None
+    for entry in bundle.get("entry") or ():
+        r = entry.get("resource") or {}
+        if r.get("resourceType") == "Patient":
+            if r.get("gender") in ("female", "male"):
+                patient["sex"] = r["gender"]
+            if r.get("birthDate"):
+                birth = date.fromisoformat(r["birthDate"])
+        elif r.get("resourceType") == "Observation" and r.get("status") in ("final", "amended", "corrected"):
+            codes = [c.get("code") for c in (r.get("code") or {}).get("coding") or ()
+                     if c.get("system") == "http://loinc.org"]
+            key = next((LOINC[c] for c in codes if c in LOINC), None)
+            q = r.get("valueQuantity")
+            if key is None or q is None:
+                continue
+            when = datetime.fromisoformat(r["effectiveDateTime"]) if r.get("effectiveDateTime") else None
+            if key in times and when is not None and times[key] is not None and when <= times[key]:
+                continue
+            value = f"{q.get('comparator', '')}{q['value']}"
+            obs = {"value": value, "unit": q.get("code") or q.get("unit")}
+            for rr in r.get("referenceRange") or ():
+                if "high" in rr:
+                    obs["ref_high"] = rr["high"]["value"]
+                if "low" in rr:
+                    obs["ref_low"] = rr["low"]["value"]
+            observations[key] = obs
+            times[key] = when
+            if when is not None and (latest is None or when > latest):
+                latest = when
+    if birth is not None and latest is not None:
+        d = latest.date()
+        years = d.year - birth.year - ((d.month, d.day) < (birth.month, birth.day))
+        patient["age_years"] = years
+    return {"id": case_id, "patient": patient, "observations": observations}

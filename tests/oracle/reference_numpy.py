@@ -560,7 +560,8 @@ def evaluate(cols: Columns) -> dict[str, Tri]:
     def ferr_cuts(age, trim):
         plain_default = np.select([preg | (age >= AGE_15), age < AGE_5], [FERR_ADULT_AND_PREG, FERR_6M_5],
                                   default=FERR_5_15)
-        plain_who = np.select([preg & (trim == TRI_FIRST), preg, age < AGE_5],
+        # the trimester as recorded: who-2020 states < 30 for the trimester unknown (no S3 here)
+        plain_who = np.select([preg & (cols.trimester == TRI_FIRST), preg, age < AGE_5],
                               [FERR_WHO_FROM5_AND_T1, FERR_WHO_PREG_LATER, FERR_WHO_UNDER5], default=FERR_WHO_FROM5_AND_T1)
         plain = np.where(who, plain_who, plain_default)
         infl = np.where(age < AGE_5, FERR_INFL_UNDER5, FERR_INFL_FROM5)
@@ -640,8 +641,9 @@ def evaluate(cols: Columns) -> dict[str, Tri]:
     urgent_assessment = severe | gi_bleeding
     urgent_haem = anemia & (thrombo | neutro | C["pancytopenia"])
     urgent_paed = recorded_under16 & (b12_ps | (indeterminate & neuro))
-    oral_b12 = (vb12d & Tri.of(dietary | drug) & ~malabs & Tri.of(~nitrous) & Tri.of(~neuro) & ~severe
-                & Tri.of(~cols.unmapped))
+    # "each of these decided false": an exclusion that cannot be decided fails the row (not Kleene)
+    oral_b12 = (vb12d & Tri.of(dietary | drug) & Tri.of(malabs.f) & Tri.of(~nitrous) & Tri.of(~neuro)
+                & Tri.of(severe.f) & Tri.of(~cols.unmapped))
     im_b12 = csb12d | (vb12d & oral_b12.not_established())
     treat_now = indeterminate & (Tri.of(neuro) | (anemia & macro) | folate_def) & im_b12.not_established()
     potassium = (b12_ps | treat_now) & severe
@@ -652,7 +654,8 @@ def evaluate(cols: Columns) -> dict[str, Tri]:
     avoid_folate = b12_ps.not_false() | ((folate_def | macro) & b12_not_deficient.not_established() & no_therapy)
     stop_n2o = Tri.of(nitrous) & (b12_ps | indeterminate)
     metabolite_renal = (raised_mma | raised_hcy) & renal
-    folic = folate_def & (b12_not_deficient | im_b12 | oral_b12 | treat_now | therapy)
+    # "IntramuscularB12Replacement, OralB12Replacement or ConsiderB12TreatmentNow also fired"
+    folic = folate_def & (b12_not_deficient | Tri.of(im_b12.t | oral_b12.t | treat_now.t) | therapy)
 
     def gest_ge(w):
         g = Tri(preg & ~cols.gest_missing & (cols.gest >= w), preg & ~cols.gest_missing & (cols.gest < w))
