@@ -183,6 +183,76 @@ def test_routes_always_exist():
         assert len(fired & {"ConsiderIntravenousIron", "OralIronReplacement"}) == 1, (hb, fired)
 
 
+def _ida(patient, **extra):
+    obs = {"hemoglobin": {"value": 95, "unit": "g/L"}, "ferritin": {"value": 6, "unit": "ug/L"},
+           "b12": {"value": 400, "unit": "pmol/L"}, "mcv": {"value": 74, "unit": "fL"}}
+    return {"patient": patient, "observations": {**obs, **extra.pop("obs", {})}, **extra}
+
+
+@pytest.mark.parametrize("patient, state", [
+    ({"sex": "male", "age_years": 30}, "derived"), ({"sex": "female", "age_years": 30}, "false"),
+    ({"sex": "female", "age_years": 50}, "derived"), ({"age_years": 60}, "derived"),
+    ({"age_years": 40}, "unassessed"),                    # sex unknown under 50 (row text)
+    ({"sex": "male", "age_years": 17}, "false"),
+])
+def test_fast_track_by_sex_and_age(patient, state):
+    assert _state(_ida(patient), "FastTrackGIInvestigation") == state
+
+
+def test_fast_track_by_red_flag_at_any_age_and_sex():
+    assert _state(_ida({"sex": "female", "age_years": 20}, symptoms=["dysphagia"]), "FastTrackGIInvestigation") == "derived"
+    assert _state(_ida({"sex": "male", "age_years": 60}, context=["crohns-disease"]), "FastTrackGIInvestigation") == "false"
+
+
+@pytest.mark.parametrize("weeks, iv", [(13, "false"), (14, "false"), (33, "false"), (34, "derived"), (None, "unassessed")])
+def test_intravenous_iron_in_pregnancy(weeks, iv):
+    patient = {"sex": "female", "age_years": 30, "pregnant": True}
+    if weeks is not None:
+        patient["gestational_weeks"] = weeks
+    case = _ida(patient)
+    assert _state(case, "ConsiderIntravenousIron") == iv
+    assert _state(case, "OralIronReplacement") == ("false" if iv == "derived" else "derived")
+    assert _state(case, "InvestigateCauseOfIronDeficiency") == "false"
+
+
+def test_first_trimester_never_intravenous_iron_even_with_ibd():
+    case = _ida({"sex": "female", "age_years": 30, "pregnant": True, "gestational_weeks": 10},
+                context=["ulcerative-colitis"], obs={"crp": {"value": 30, "unit": "mg/L"}})
+    assert _state(case, "ConsiderIntravenousIron") == "false"
+    assert _state(case, "OralIronReplacement") == "derived"
+
+
+def test_probable_iron_deficiency_and_haemoglobinopathy():
+    base = {"patient": {"sex": "male", "age_years": 55}, "context": ["heart-failure"],
+            "observations": {"ferritin": {"value": 80, "unit": "ug/L"}, "tsat": {"value": 15, "unit": "%"},
+                             "crp": {"value": 2, "unit": "mg/L"}}}
+    assert _state(base, "ProbableIronDeficiency") == "derived"
+    assert _state(base, "OralIronReplacement") == "derived"
+    assert _state({**base, "context": []}, "ProbableIronDeficiency") == "false"
+    thal = {"patient": {"sex": "female", "age_years": 25},
+            "observations": {"mcv": {"value": 66, "unit": "fL"}, "ferritin": {"value": 80, "unit": "ug/L"},
+                             "tsat": {"value": 30, "unit": "%"}, "crp": {"value": 1, "unit": "mg/L"}}}
+    assert _state(thal, "ConsiderHaemoglobinopathy") == "derived"
+    assert _state({**thal, "patient": {"sex": "female", "age_years": 12}}, "ConsiderHaemoglobinopathy") == "false"
+
+
+def test_measure_crp_when_inflammation_is_unassessed():
+    case = {"patient": {"sex": "female", "age_years": 40},
+            "observations": {"ferritin": {"value": 50, "unit": "ug/L"}, "crp": {"value": "<10", "unit": "mg/L"}}}
+    assert _state(case, "Inflammation") == "unassessed"
+    assert _state(case, "LowFerritin") == "unassessed"
+    assert _state(case, "MeasureCRP") == "derived"
+
+
+def test_masks_combine_with_tri_on_either_side():
+    t = rn.Tri.of(np.array([True, False]))
+    m = np.array([False, True])
+    for x in (m | t, t | m):
+        assert isinstance(x, rn.Tri) and x.t.tolist() == [True, True]
+    for x in (m & t, t & m):
+        assert isinstance(x, rn.Tri) and x.t.tolist() == [False, False]
+
+
 def test_columns_are_exact_micro_units():
     rec = record_from_case({"id": "x", "patient": {"age_years": 49.999999},
                             "observations": {"hemoglobin": {"value": 10.5, "unit": "g/dL"},

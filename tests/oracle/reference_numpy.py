@@ -307,9 +307,11 @@ def columns_from_records(records: Sequence[PatientRecord] | Iterable[PatientReco
             if c is None:
                 continue
             c[0][i] = True
-            if r.compared_value is None or r.compared_unit not in unit_code[key]:
-                c[1][i] = True
+            if key in unusable:
                 continue
+            if r.compared_value is None or r.compared_unit not in unit_code[key]:
+                raise ValueError(f"{rec.id} {key}: compared as {r.compared_value} {r.compared_unit!r}, which no "
+                                 f"cut-off of the profiles states (and it is not listed as unusable)")
             c[2][i] = _CMP_CODE[r.comparator]
             c[3][i] = _scaled(r.compared_value)
             c[4][i] = unit_code[key][r.compared_unit]
@@ -362,6 +364,7 @@ class Tri:
     """A criterion per patient: ``t`` true, ``f`` false, neither: unassessed (Kleene logic)."""
 
     __slots__ = ("t", "f")
+    __array_ufunc__ = None          # ``mask | tri`` defers to Tri, never an object array
 
     def __init__(self, t, f):
         self.t = np.asarray(t, bool)
