@@ -66,8 +66,8 @@ class PatientRecord:
     gestational_weeks: Decimal | None = None
     results: dict[str, Result] = field(default_factory=dict)
     superseded: list[Result] = field(default_factory=list)
-    unusable_results: dict[str, str] = field(default_factory=dict)  # analyte key -> why a reported result could not be used (system exports only): every criterion on that analyte is undecided
-    unmapped_codes: list[str] = field(default_factory=list)  # FHIR clinical codes b12kg could not map: they block OralB12Replacement (findings.md v2)
+    unusable_results: dict[str, str] = field(default_factory=dict)  # analyte key -> why a reported result could not be used (set only by system-export readers: FHIR, bulk, OMOP, long tables)
+    unmapped_codes: list[str] = field(default_factory=list)          # "system|code" of coded symptoms, conditions or procedures b12kg could not map
     symptoms: list[str] = field(default_factory=list)
     contexts: list[str] = field(default_factory=list)
     unrecognised_symptoms: list[str] = field(default_factory=list)
