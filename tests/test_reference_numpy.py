@@ -473,6 +473,15 @@ def test_oracle_agrees_with_rules_on_adversarial_cohort(adversarial_run):
 
 
 @needs_v2_rules
+def test_oracle_agrees_with_rules_on_a_small_adversarial_cohort(tmp_path):
+    """As above on 300 adversarial patients (make test; the 3,000 and the 10,000 are slow)."""
+    run = _run(list(adversarial_cases(300, SEED_ADVERSARIAL)), tmp_path)
+    assert len(run.records) > 0.9 * 300
+    report = _report(run)
+    assert not report, report
+
+
+@needs_v2_rules
 @pytest.mark.parametrize("path", _case_paths(), ids=lambda p: p.stem)
 def test_oracle_agrees_with_rules_on_case(path):
     from b12kg.api import assess, load_record
