@@ -244,6 +244,13 @@ def test_measure_crp_when_inflammation_is_unassessed():
     assert _state(case, "MeasureCRP") == "derived"
 
 
+def test_split_by_unknowns_gives_the_same_answers():
+    cols = rn.columns_from_records([record_from_case(c) for c in adversarial_cases(400, 2)])
+    whole, split = rn._evaluate(cols), rn.evaluate(cols)
+    for c in rn.CODES:
+        assert np.array_equal(whole[c].t, split[c].t) and np.array_equal(whole[c].f, split[c].f), c
+
+
 def test_masks_combine_with_tri_on_either_side():
     t = rn.Tri.of(np.array([True, False]))
     m = np.array([False, True])

@@ -438,8 +438,43 @@ def _per_unit(a: AnalyteColumns, units: tuple[str, ...], table: dict) -> np.ndar
 # ---------------------------------------------------------------------------------------------
 # The findings
 # ---------------------------------------------------------------------------------------------
+def _take(cols: Columns, idx: np.ndarray) -> Columns:
+    """The patients ``idx`` of ``cols``."""
+    def acut(a: AnalyteColumns) -> AnalyteColumns:
+        return AnalyteColumns(*(getattr(a, f)[idx] for f in _AFIELDS))
+
+    return Columns(n=len(idx), ids=[cols.ids[i] for i in idx],
+                   **{f: getattr(cols, f)[idx] for f in ("sex", "age", "age_missing", "pregnant", "trimester", "gest",
+                                                         "gest_missing", "profile", "unmapped")},
+                   analytes={k: acut(a) for k, a in cols.analytes.items()},
+                   symptoms={w: m[idx] for w, m in cols.symptoms.items()},
+                   contexts={w: m[idx] for w, m in cols.contexts.items()},
+                   if_antibody=acut(cols.if_antibody), profiles=[cols.profiles[i] for i in idx] if cols.profiles else [])
+
+
 def evaluate(cols: Columns) -> dict[str, Tri]:
-    """Every code of findings.md v2 as a Tri (urgent, caution and test rows already never unassessed)."""
+    """Every code of findings.md v2 as a Tri (urgent, caution and test rows already never unassessed).
+
+    The S3 scenarios are evaluated only for the patients with an unknown sex, age or trimester
+    (the others in one pass): the same answers, much faster on large cohorts."""
+    unknown = (cols.age_missing | (cols.sex == SEX_NONE) | (cols.pregnant & (cols.sex == SEX_MALE))
+               | (cols.pregnant & (cols.trimester == TRI_UNKNOWN)))
+    if 0 < unknown.sum() < cols.n:
+        parts = [np.flatnonzero(~unknown), np.flatnonzero(unknown)]
+        results = [_evaluate(_take(cols, idx)) for idx in parts]
+        out = {}
+        for code in CODES:
+            t = np.zeros(cols.n, bool)
+            f = np.zeros(cols.n, bool)
+            for idx, r in zip(parts, results):
+                t[idx] = r[code].t
+                f[idx] = r[code].f
+            out[code] = Tri(t, f)
+        return out
+    return _evaluate(cols)
+
+
+def _evaluate(cols: Columns) -> dict[str, Tri]:
     n = cols.n
     A = cols.analytes
     S, C = cols.symptoms, cols.contexts
@@ -451,18 +486,23 @@ def evaluate(cols: Columns) -> dict[str, Tri]:
     # sex-dependent criteria outside pregnancy cut-offs (nothing is guessed; see NOTES.md).
     sex_missing = (cols.sex == SEX_NONE) | (preg & (cols.sex == SEX_MALE))
 
-    def s3(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Tri]) -> Tri:
-        """S3: fn(age, sex, trimester) evaluated for every possible value of what is unknown."""
+    tri_unknown = preg & (cols.trimester == TRI_UNKNOWN)
+    age_reps = AGE_REPS if cols.age_missing.any() else AGE_REPS[-1:]
+    sex_reps = (SEX_FEMALE, SEX_MALE) if sex_missing.any() else (SEX_FEMALE,)
+
+    def s3(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Tri], trimesters: bool = False) -> Tri:
+        """S3: fn(age, sex, trimester) evaluated for every possible value of what is unknown
+        (the trimester only for the rows whose profile states no rule for it unknown)."""
         t = np.ones(n, bool)
         f = np.ones(n, bool)
-        tri_unknown = preg & (cols.trimester == TRI_UNKNOWN)
-        for a in AGE_REPS:
+        tri_reps = (TRI_FIRST, TRI_SECOND, TRI_THIRD) if trimesters and tri_unknown.any() else (TRI_UNKNOWN,)
+        for a in age_reps:
             # a recorded pregnancy is not a patient under 6 months (see NOTES.md)
             skip = cols.age_missing & preg & (a < AGE_6M)
             age = np.where(cols.age_missing, a, cols.age)
-            for s in (SEX_FEMALE, SEX_MALE):
+            for s in sex_reps:
                 sex = np.where(sex_missing, s, cols.sex)
-                for tr in (TRI_FIRST, TRI_SECOND, TRI_THIRD):
+                for tr in tri_reps:
                     trim = np.where(tri_unknown, tr, cols.trimester)
                     r = fn(age, sex, trim)
                     t &= r.t | skip
@@ -537,8 +577,8 @@ def evaluate(cols: Columns) -> dict[str, Tri]:
         return anemia_fn(age, sex, trim) & _cmp(hb, mod, ">=") & _cmp(hb, lo, "<") & graded
 
     anemia = s3(anemia_fn)
-    mild = s3(mild_fn)
-    moderate = s3(moderate_fn)
+    mild = s3(mild_fn, trimesters=True)
+    moderate = s3(moderate_fn, trimesters=True)
     severe = s3(severe_fn)
 
     # -- single results ----------------------------------------------------------------------
