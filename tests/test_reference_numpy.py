@@ -1,22 +1,19 @@
-"""The hand-written NumPy reference of the default profile (b12kg/reference_numpy.py, written from
-findings.md and profile-default.md, not from the rules) agrees with the rules (the cohort engine
-on pyoxigraph) patient by patient, comparing the set of finding codes:
+"""The hand-written NumPy oracle of findings.md VERSION 2 (tests/oracle/reference_numpy.py, written
+from findings.md v2 and profile-default.md only, never from the rules, the ontology modules or the
+engines):
 
-- on every patient of a seeded 10,000-patient synthetic cohort (b12kg.testing.synth with edge cases: values
-  at, just above and just below every cut-off, censored at it, in every unit), forced to the
-  default profile;
-- on a seeded 3,000-patient adversarial cohort built here: every analyte at or next to a cut-off
-  of the default profile, in every accepted unit, a third of them censored, and demographics at
-  every edge (age bands, sex not recorded, pregnancy with any sex, any trimester, age not
-  recorded);
-- on every valid shared case with the default profile (and the reference meets each case's
-  expectations).
-
-Every disagreement fails. (A pregnant patient with no recorded age was once a named spec ambiguity
-kept in strict-xfail tests: the rules now use ferritin for such a patient, as the reference does,
-since profile-default.md gives the pregnancy ferritin cut-off "at any age".) The two rule
-defects this comparison found when it was written, and how they were fixed, are in the docstrings
-of the agreement tests."""
+- meets every expectation (findings, not_findings, unassessed) of the shared v2 valid cases and
+  of the 46 v2 vignettes (tests/v2-target/vignettes), read through a test-only adapter
+  (tests/oracle/cases_adapter.py), not through the b12kg loader; where a case and the spec were
+  weighed against each other, tests/oracle/NOTES.md says so;
+- answers every code of findings.md v2, three-valued (S1), with censored intervals (S2) and
+  unknown sex, age or gestation (S3), checked on small hand-made records below;
+- once the v2 rules are installed, agrees with the rules (the cohort engine on pyoxigraph)
+  patient by patient on a seeded 10,000-patient synthetic cohort (b12kg.testing.synth) and on a
+  seeded adversarial cohort at the v2 cut-offs, comparing both the set of derived codes and the
+  set of unassessed codes. While the installed rules are still version 1 (the ontology has no
+  b12:ClinicallySuspectedB12Deficiency class) these comparisons are skipped, saying so.
+"""
 
 from __future__ import annotations
 
@@ -30,230 +27,237 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from oracle import reference_numpy as rn
-from b12kg.testing import synth
-from b12kg.api import assess, load_record
-from b12kg.cohort import assess_cohort
-from b12kg.inputs.csv import write_csv
-from b12kg.cohort.worker import parse_raw
-from b12kg.cohort.planner import open_input
-from b12kg.errors import InputError
-from b12kg.inputs.case import record_from_case
+from oracle.cases_adapter import case_from_fhir_bundle, record_from_case
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO / "vendor" / "shared"
+VIGNETTES = REPO / "tests" / "v2-target" / "vignettes"
 N_SYNTH = 10_000
 SEED_SYNTH = 4_2024
 N_ADVERSARIAL = 3_000
 SEED_ADVERSARIAL = 7_2024
 
+
+def _v2_shared() -> Path | None:
+    """The shared folder with findings.md version 2: the sibling checkout's, else the vendored copy."""
+    for p in (REPO.parent / "shared", REPO / "vendor" / "shared"):
+        spec = p / "spec" / "findings.md"
+        if spec.is_file() and "version 2" in spec.read_text(encoding="utf-8").splitlines()[0]:
+            return p
+    return None
+
+
+SHARED = _v2_shared()
+NO_V2_SPEC = "no shared folder with findings.md version 2 (../shared or vendor/shared)"
+
+
 # ---------------------------------------------------------------------------------------------
-# Running both sides
+# The oracle against the hand-written expectations
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class Run:
-    cases: list[dict]
-    records: list            # PatientRecord per accepted case, in input order
-    ordinals: list[int]      # each record's position in the input
-    rules: list[set[str]]
-    reference: list[set[str]]
-
-
-def _run(cases: list[dict], work: Path) -> Run:
-    csv_path = work / "cohort.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-        write_csv(cases, fh)
-    out = work / "out"
-    summary = assess_cohort(csv_path, out, engine="oxigraph", workers=2, progress=False)
-    assert summary.reconciles()
-    by_ordinal: dict[int, set[str]] = {}
-    with open(out / "findings.ndjson", encoding="utf-8") as fh:
-        for line in fh:
-            doc = json.loads(line)
-            by_ordinal[doc["record"]] = {f["code"] for f in doc["findings"]}
-    records, ordinals = [], []
-    for raw in open_input(csv_path):            # the records exactly as the cohort engine read them
-        try:
-            rec = parse_raw(raw, None)
-        except InputError:
-            assert raw.ordinal not in by_ordinal
-            continue
-        records.append(rec)
-        ordinals.append(raw.ordinal)
-    assert len(records) == summary.assessed == len(by_ordinal)
-    assert all(r.profile == "default" for r in records)
-    ref = rn.codes_per_patient(rn.columns_from_records(records))
-    return Run(cases, records, ordinals, [by_ordinal[o] for o in ordinals], ref)
-
-
-def _disagreements(run: Run) -> list[tuple[int, str, set, set]]:
-    """(ordinal, id, codes only the rules derive, codes only the reference derives) for the
-    patients that disagree."""
-    out = []
-    for rec, o, rules, ref in zip(run.records, run.ordinals, run.rules, run.reference):
-        if rules == ref:
-            continue
-        out.append((o, rec.id, rules - ref, ref - rules))
+def _case_paths() -> list[Path]:
+    out = sorted(VIGNETTES.glob("*.yaml"))
+    if SHARED is not None:
+        out = sorted((SHARED / "cases" / "valid").glob("*.yaml")) + out
     return out
 
 
-def known_rule_issue(rec) -> str:
-    """For the failure message only (such patients are NOT excluded): a rule defect found (and
-    fixed) before that the record may show again, if it came back (see the docstrings below)."""
-    holo = rec.results.get("holotc")
-    if rec.pregnant and rec.age_years is not None and rec.age_years < Decimal("0.5"):
-        return "pregnant under 6 months: rules assess anaemia"
-    if holo is not None and holo.comparator != "=":
-        return "censored holoTC read as 'no holoTC above 70 measured'"
-    if rec.pregnant and rec.age_years is None and "ferritin" in rec.results:
-        return "pregnant with no age: ferritin not used"
-    return "new"
+def _load_case(path: Path) -> dict:
+    case = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if "input" in case:
+        bundle = json.loads((path.parent / case["input"]).read_text(encoding="utf-8"))
+        case = {**case_from_fhir_bundle(bundle, case["id"]), "expect": case.get("expect")}
+    return case
 
 
-def _report(run: Run, diffs, limit: int = 8) -> str:
-    counts: Counter = Counter()
-    kinds: Counter = Counter()
-    by_ordinal = dict(zip(run.ordinals, run.records))
-    for o, _, only_rules, only_ref in diffs:
-        counts.update(f"rules only: {c}" for c in only_rules)
-        counts.update(f"reference only: {c}" for c in only_ref)
-        kinds[known_rule_issue(by_ordinal[o])] += 1
-    lines = [f"{len(diffs)} patients disagree; by known rule issue: {dict(kinds)}; codes: {dict(counts.most_common())}"]
-    for o, pid, only_rules, only_ref in diffs[:limit]:
-        lines.append(f"- {pid} [{known_rule_issue(by_ordinal[o])}]: rules only {sorted(only_rules)}, "
-                     f"reference only {sorted(only_ref)}\n  record: {json.dumps(run.cases[o], default=str)}")
-    return "\n".join(lines)
+def _oracle(case: dict) -> tuple[set[str], set[str]]:
+    cols = rn.columns_from_records([record_from_case(case)])
+    ev = rn.evaluate(cols)
+    return {c for c, v in ev.items() if v.t[0]}, {c for c, v in ev.items() if v.u[0]}
 
 
-@pytest.fixture(scope="module")
-def synth_run(tmp_path_factory) -> Run:
-    cases = []
-    for case in synth.generate(N_SYNTH, seed=SEED_SYNTH, edge_cases=True):
-        case["profile"] = "default"
-        cases.append(case)
-    return _run(cases, tmp_path_factory.mktemp("synth"))
+@pytest.mark.parametrize("path", _case_paths(), ids=lambda p: p.stem)
+def test_oracle_meets_case_expectations(path):
+    case = _load_case(path)
+    expect = case.get("expect") or {}
+    fired, unassessed = _oracle(case)
+    missing = set(expect.get("findings") or ()) - fired
+    wrong = set(expect.get("not_findings") or ()) & (fired | unassessed)
+    not_unassessed = set(expect.get("unassessed") or ()) - unassessed
+    assert not (missing or wrong or not_unassessed), (
+        f"missing {sorted(missing)} (of them unassessed: {sorted(missing & unassessed)}), "
+        f"derived or unassessed although not_findings {sorted(wrong)}, "
+        f"not unassessed {sorted(not_unassessed)}")
 
 
-# The adversarial cohort: cut-off points of profile-default.md per analyte, in each unit the
-# loader accepts (written here from the spec, like the reference).
-_POINTS = {
-    "hemoglobin": {"g/L": [70, 80, 105, 110, 115, 120, 130], "g/dL": [7, 8, 10.5, 11, 11.5, 12, 13]},
-    "mcv": {"fL": [80, 100]},
-    "rdw": {"%": [14.5]},
-    "b12": {"pmol/L": [133, 258], "ng/L": [180, 350], "pg/mL": [180, 350]},
-    "holotc": {"pmol/L": [25, 70]},
-    "ferritin": {"ug/L": [12, 15, 30, 70, 150, 200], "ng/mL": [12, 15, 30, 70, 150, 200]},
-    "folate": {"nmol/L": [6.8], "ng/mL": [3], "ug/L": [3]},
-    "crp": {"mg/L": [5], "mg/dL": [0.5]},
-    "agp": {"g/L": [1], "mg/dL": [100]},
-    "tsat": {"%": [16, 20, 45, 50]},
-    "mma": {"umol/L": [0.28, 0.4], "nmol/L": [280, 400]},
-}
-_AGES = [None, 0.3, 0.49, 0.5, 1, 1.99, 2, 4.99, 5, 11.99, 12, 14.99, 15, 17.99, 18, 30, 49.99, 50, 70]
+def test_every_case_is_read():
+    paths = _case_paths()
+    assert len(list(VIGNETTES.glob("*.yaml"))) == 46
+    if SHARED is not None:
+        assert len(paths) == 46 + len(list((SHARED / "cases" / "valid").glob("*.yaml")))
 
 
-def adversarial_cases(n: int, seed: int):
-    rng = random.Random(seed)
-    for i in range(n):
-        patient: dict = {}
-        sex = rng.choice(["female", "male", None])
-        if sex:
-            patient["sex"] = sex
-        age = rng.choice(_AGES)
-        if age is not None:
-            patient["age_years"] = age
-        preg = rng.choice([None, False, True, True])
-        if preg is not None:
-            patient["pregnant"] = preg
-        if preg and rng.random() < 0.7:
-            patient["gestational_weeks"] = rng.choice([0, 5, 13, 14, 20, 27, 28, 40])
-        obs = {}
-        for key, by_unit in _POINTS.items():
-            if rng.random() >= 0.6:
-                continue
-            unit = rng.choice(sorted(by_unit))
-            c = rng.choice(by_unit[unit])
-            d = rng.choice([0, 0, 0, 0.1, -0.1, 1, -1, 5, -5, c * 0.5, -c * 0.5]) if rng.random() < 0.8 else 0
-            v = round(c + d, 2)
-            if v <= 0:
-                v = c
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
-            entry = {"value": v if rng.random() < 0.67 else f"{rng.choice(['<', '<=', '>', '>='])}{v}", "unit": unit}
-            if key == "mma" and rng.random() < 0.3:
-                entry["ref_high"] = rng.choice(_POINTS["mma"][unit])
-            obs[key] = entry
-        if rng.random() < 0.15:
-            obs["if_antibody"] = {"value": rng.choice(["positive", "negative"])}
-        symptoms = [w for w in rn.SYMPTOMS if rng.random() < 0.12]
-        context = [w for w in rn.CONTEXTS if rng.random() < 0.07]
-        yield {"id": f"adv-{seed}-{i:05d}", "patient": patient, "observations": obs, "symptoms": symptoms,
-               "context": context, "profile": "default"}
-
-
-@pytest.fixture(scope="module")
-def adversarial_run(tmp_path_factory) -> Run:
-    return _run(list(adversarial_cases(N_ADVERSARIAL, SEED_ADVERSARIAL)), tmp_path_factory.mktemp("adversarial"))
-
-
-# ---------------------------------------------------------------------------------------------
-# The reference itself
-# ---------------------------------------------------------------------------------------------
-def test_reference_answers_every_code_of_findings_md():
+@pytest.mark.skipif(SHARED is None, reason=NO_V2_SPEC)
+def test_oracle_answers_every_code_of_findings_md_v2():
     text = (SHARED / "spec" / "findings.md").read_text(encoding="utf-8")
-    codes = set(re.findall(r"^\| ([A-Z][A-Za-z0-9]+) \|", text, flags=re.M))
-    assert len(codes) == 40
+    codes = set(re.findall(r"^\| ([A-Z][A-Za-z0-9]+) ", text, flags=re.M))
     assert set(rn.CODES) == codes
-    cols = rn.columns_from_records([record_from_case({"id": "x", "patient": {}, "observations": {}})])
-    out = rn.findings(cols)
-    assert set(out) == codes
-    assert all(v.dtype == bool and v.shape == (1,) for v in out.values())
+    cols = rn.columns_from_records([record_from_case({"id": "x"})])
+    for out in (rn.findings(cols), rn.unassessed(cols)):
+        assert set(out) == codes
+        assert all(v.dtype == bool and v.shape == (1,) for v in out.values())
+    # urgent, caution and test rows are never unassessed (S1)
+    urgent = set(re.findall(r"^\| ([A-Z][A-Za-z0-9]+)(?: \*\*v2\*\*| \(\*\*changed\*\*\))? \| (?:urgent|caution|test) \|",
+                            text, flags=re.M))
+    assert urgent == rn.NEVER_UNASSESSED
 
 
-def _codes(case: dict) -> set[str]:
-    case = {"id": "t", **case}
-    return rn.codes_per_patient(rn.columns_from_records([record_from_case(case)]))[0]
+def _state(case: dict, code: str) -> str:
+    fired, unassessed = _oracle({"id": "t", **case})
+    return "derived" if code in fired else "unassessed" if code in unassessed else "false"
 
 
-@pytest.mark.parametrize("value, fires", [
-    ("<30", True), ("<=30", False), ("<31", False), ("<=29.9", True),     # '<L' below C when L <= C, '<=L' when L < C
-    (">29", False), (">=10", False), ("29.9", True), ("30", False),
+@pytest.mark.parametrize("value, state", [
+    ("<30", "derived"), ("<=30", "unassessed"), ("<31", "unassessed"), ("<=29.9", "derived"),
+    (">29", "unassessed"), (">=30", "false"), ("29.9", "derived"), ("30", "false"),
 ])
-def test_censored_ferritin_below_cut_off(value, fires):
+def test_s2_censored_ferritin(value, state):
     case = {"patient": {"sex": "female", "age_years": 40}, "observations": {"ferritin": {"value": value, "unit": "ug/L"}}}
-    assert ("LowFerritin" in _codes(case)) is fires
+    assert _state(case, "LowFerritin") == state
 
 
-@pytest.mark.parametrize("value, fires", [(">5", True), (">=5", False), (">=5.1", True), (">4", False), ("5", False)])
-def test_censored_crp_above_cut_off(value, fires):
-    case = {"patient": {"sex": "male", "age_years": 40}, "observations": {"crp": {"value": value, "unit": "mg/L"}}}
-    assert ("Inflammation" in _codes(case)) is fires
+@pytest.mark.parametrize("value, state", [("<150", "unassessed"), ("<=133", "unassessed"), ("<133", "derived"),
+                                          ("<=132", "derived"), (">258", "false"), ("133", "false")])
+def test_s2_censored_b12(value, state):
+    case = {"observations": {"b12": {"value": value, "unit": "pmol/L"}}}
+    assert _state(case, "VitaminB12Deficiency") == state
+    if state == "unassessed":   # possibly deficient: IndeterminateB12, the folate caution holds
+        assert _state(case, "IndeterminateB12") == "derived"
+        assert _state({**case, "observations": {**case["observations"], "folate": {"value": 2, "unit": "ng/mL"}}},
+                      "AvoidFolateMonotherapy") == "derived"
 
 
-def test_exact_conversion_at_a_cut_off():
-    # 10.5 g/dL is exactly 105 g/L: not below 105 (child 6 months to under 2 y)
-    base = {"patient": {"sex": "male", "age_years": 1}}
-    assert "Anemia" not in _codes({**base, "observations": {"hemoglobin": {"value": 10.5, "unit": "g/dL"}}})
-    assert "Anemia" in _codes({**base, "observations": {"hemoglobin": {"value": 10.49, "unit": "g/dL"}}})
-    # B12 in pg/mL is compared against 180 ng/L, in pmol/L against 133
-    assert "LowB12" not in _codes({"observations": {"b12": {"value": 180, "unit": "pg/mL"}}})
-    assert "LowB12" in _codes({"observations": {"b12": {"value": 179, "unit": "pg/mL"}}})
-    assert "LowB12" in _codes({"observations": {"b12": {"value": 132, "unit": "pmol/L"}}})
-    assert "LowFolate" in _codes({"observations": {"folate": {"value": 6.7, "unit": "nmol/L"}}})
-    assert "LowFolate" not in _codes({"observations": {"folate": {"value": 3, "unit": "ug/L"}}})
-    # MMA against the laboratory's own limit, stated in nmol/L
-    mma = {"observations": {"mma": {"value": 350, "unit": "nmol/L", "ref_high": 400}}}
-    assert "RaisedMMA" not in _codes(mma)
-    assert "RaisedMMA" in _codes({"observations": {"mma": {"value": 350, "unit": "nmol/L"}}})
+def test_s2_censored_egfr_decides_renal_impairment():
+    for v, state in ((">90", "false"), (">=60", "false"), ("<60", "derived"), ("<70", "unassessed"), ("59", "derived")):
+        assert _state({"observations": {"egfr": {"value": v, "unit": "mL/min/{1.73_m2}"}}}, "RenalImpairment") == state
+    assert _state({"context": ["chronic-kidney-disease"]}, "RenalImpairment") == "derived"
+    # a measured eGFR decides it, not the context
+    assert _state({"context": ["chronic-kidney-disease"], "observations": {"egfr": {"value": 75, "unit":
+                   "mL/min/{1.73_m2}"}}}, "RenalImpairment") == "false"
 
 
-def test_censored_holotc_leaves_b12_status_unassessed():
-    # LowB12 with holoTC '>=25': 'no holoTC above 70 measured' is unassessed, so is the deficiency
-    codes = _codes({"observations": {"b12": {"value": 100, "unit": "pmol/L"}, "holotc": {"value": ">=25", "unit": "pmol/L"}}})
-    assert "VitaminB12Deficiency" not in codes and "IndeterminateB12" not in codes and "LowB12" in codes
-    codes = _codes({"observations": {"b12": {"value": 100, "unit": "pmol/L"}, "holotc": {"value": "<=70", "unit": "pmol/L"}}})
-    assert "VitaminB12Deficiency" in codes
+@pytest.mark.parametrize("patient, hb, state", [
+    ({"age_years": 40}, 92, "derived"),            # findings.md S3 example: below both sexes' cut-offs
+    ({"age_years": 40}, 125, "unassessed"),        # the other S3 example
+    ({"age_years": 40}, 130, "false"),
+    ({"sex": "male"}, 100, "unassessed"),          # age unknown: could be under 6 months
+    ({"age_years": "0.3", "sex": "male"}, 60, "false"),   # under 6 months: anaemia not assessed
+    ({"sex": "female", "age_years": 30, "pregnant": True}, 109, "derived"),    # trimester unknown: < 110
+    ({"sex": "female", "age_years": 30, "pregnant": True, "gestational_weeks": 20}, 106, "false"),
+])
+def test_s3_anemia(patient, hb, state):
+    assert _state({"patient": patient, "observations": {"hemoglobin": {"value": hb, "unit": "g/L"}}}, "Anemia") == state
+
+
+def test_unknown_values_never_make_urgent_caution_or_test_rows_unassessed():
+    case = {"patient": {"age_years": 40}, "observations": {"hemoglobin": {"value": 75, "unit": "g/L"}}}
+    assert _state(case, "SevereAnemia") == "derived"               # < 80 g/L from 5 y
+    case = {"observations": {"hemoglobin": {"value": 75, "unit": "g/L"}}}          # age unknown
+    assert _state(case, "SevereAnemia") == "unassessed"            # < 70 under 5 y, none under 6 months
+    assert _state(case, "UrgentClinicalAssessment") == "derived"
+    cols = rn.columns_from_records([record_from_case({"id": "x", **case})])
+    un = rn.unassessed(cols)
+    assert not any(un[c][0] for c in rn.NEVER_UNASSESSED)
+
+
+def test_routes_always_exist():
+    # every VitaminB12Deficiency gets exactly one B12 route, every iron deficiency one iron route
+    base = {"patient": {"sex": "female", "age_years": 30}, "context": ["vegan-diet"]}
+    for hb in (None, 75, "<85", 120):
+        obs = {"b12": {"value": 90, "unit": "pmol/L"}, "ferritin": {"value": 8, "unit": "ug/L"}}
+        if hb is not None:
+            obs["hemoglobin"] = {"value": hb, "unit": "g/L"}
+        fired, _ = _oracle({"id": "r", **base, "observations": obs})
+        assert len(fired & {"IntramuscularB12Replacement", "OralB12Replacement"}) == 1, (hb, fired)
+        assert len(fired & {"ConsiderIntravenousIron", "OralIronReplacement"}) == 1, (hb, fired)
+
+
+def _ida(patient, **extra):
+    obs = {"hemoglobin": {"value": 95, "unit": "g/L"}, "ferritin": {"value": 6, "unit": "ug/L"},
+           "b12": {"value": 400, "unit": "pmol/L"}, "mcv": {"value": 74, "unit": "fL"}}
+    return {"patient": patient, "observations": {**obs, **extra.pop("obs", {})}, **extra}
+
+
+@pytest.mark.parametrize("patient, state", [
+    ({"sex": "male", "age_years": 30}, "derived"), ({"sex": "female", "age_years": 30}, "false"),
+    ({"sex": "female", "age_years": 50}, "derived"), ({"age_years": 60}, "derived"),
+    ({"age_years": 40}, "unassessed"),                    # sex unknown under 50 (row text)
+    ({"sex": "male", "age_years": 17}, "false"),
+])
+def test_fast_track_by_sex_and_age(patient, state):
+    assert _state(_ida(patient), "FastTrackGIInvestigation") == state
+
+
+def test_fast_track_by_red_flag_at_any_age_and_sex():
+    assert _state(_ida({"sex": "female", "age_years": 20}, symptoms=["dysphagia"]), "FastTrackGIInvestigation") == "derived"
+    assert _state(_ida({"sex": "male", "age_years": 60}, context=["crohns-disease"]), "FastTrackGIInvestigation") == "false"
+
+
+@pytest.mark.parametrize("weeks, iv", [(13, "false"), (14, "false"), (33, "false"), (34, "derived"), (None, "unassessed")])
+def test_intravenous_iron_in_pregnancy(weeks, iv):
+    patient = {"sex": "female", "age_years": 30, "pregnant": True}
+    if weeks is not None:
+        patient["gestational_weeks"] = weeks
+    case = _ida(patient)
+    assert _state(case, "ConsiderIntravenousIron") == iv
+    assert _state(case, "OralIronReplacement") == ("false" if iv == "derived" else "derived")
+    assert _state(case, "InvestigateCauseOfIronDeficiency") == "false"
+
+
+def test_first_trimester_never_intravenous_iron_even_with_ibd():
+    case = _ida({"sex": "female", "age_years": 30, "pregnant": True, "gestational_weeks": 10},
+                context=["ulcerative-colitis"], obs={"crp": {"value": 30, "unit": "mg/L"}})
+    assert _state(case, "ConsiderIntravenousIron") == "false"
+    assert _state(case, "OralIronReplacement") == "derived"
+
+
+def test_probable_iron_deficiency_and_haemoglobinopathy():
+    base = {"patient": {"sex": "male", "age_years": 55}, "context": ["heart-failure"],
+            "observations": {"ferritin": {"value": 80, "unit": "ug/L"}, "tsat": {"value": 15, "unit": "%"},
+                             "crp": {"value": 2, "unit": "mg/L"}}}
+    assert _state(base, "ProbableIronDeficiency") == "derived"
+    assert _state(base, "OralIronReplacement") == "derived"
+    assert _state({**base, "context": []}, "ProbableIronDeficiency") == "false"
+    thal = {"patient": {"sex": "female", "age_years": 25},
+            "observations": {"mcv": {"value": 66, "unit": "fL"}, "ferritin": {"value": 80, "unit": "ug/L"},
+                             "tsat": {"value": 30, "unit": "%"}, "crp": {"value": 1, "unit": "mg/L"}}}
+    assert _state(thal, "ConsiderHaemoglobinopathy") == "derived"
+    assert _state({**thal, "patient": {"sex": "female", "age_years": 12}}, "ConsiderHaemoglobinopathy") == "false"
+
+
+def test_measure_crp_when_inflammation_is_unassessed():
+    case = {"patient": {"sex": "female", "age_years": 40},
+            "observations": {"ferritin": {"value": 50, "unit": "ug/L"}, "crp": {"value": "<10", "unit": "mg/L"}}}
+    assert _state(case, "Inflammation") == "unassessed"
+    assert _state(case, "LowFerritin") == "unassessed"
+    assert _state(case, "MeasureCRP") == "derived"
+
+
+def test_split_by_unknowns_gives_the_same_answers():
+    cols = rn.columns_from_records([record_from_case(c) for c in adversarial_cases(400, 2)])
+    whole, split = rn._evaluate(cols), rn.evaluate(cols)
+    for c in rn.CODES:
+        assert np.array_equal(whole[c].t, split[c].t) and np.array_equal(whole[c].f, split[c].f), c
+
+
+def test_masks_combine_with_tri_on_either_side():
+    t = rn.Tri.of(np.array([True, False]))
+    m = np.array([False, True])
+    for x in (m | t, t | m):
+        assert isinstance(x, rn.Tri) and x.t.tolist() == [True, True]
+    for x in (m & t, t & m):
+        assert isinstance(x, rn.Tri) and x.t.tolist() == [False, False]
 
 
 def test_columns_are_exact_micro_units():
@@ -267,88 +271,237 @@ def test_columns_are_exact_micro_units():
     assert cols.analytes["hemoglobin"].value.dtype == np.int64
 
 
+def test_unusable_result_makes_its_criteria_unassessed():
+    rec = record_from_case({"id": "x", "patient": {"sex": "female", "age_years": 40}})
+    rec.unusable_results["ferritin"] = "no value"
+    cols = rn.columns_from_records([rec])
+    assert rn.unassessed(cols)["LowFerritin"][0] and not rn.findings(cols)["LowFerritin"][0]
+
+
+def test_columns_built_in_batches_give_the_same_answers():
+    recs = [record_from_case(c) for c in adversarial_cases(300, 1)]
+    cols = rn.columns_from_records(recs)
+    parts = rn.concat_columns([rn.columns_from_records(recs[i:i + 70]) for i in range(0, len(recs), 70)])
+    assert parts.n == len(recs)
+    for f in (rn.findings, rn.unassessed):
+        whole, batched = f(cols), f(parts)
+        assert all(np.array_equal(whole[c], batched[c]) for c in rn.CODES)
+
+
 # ---------------------------------------------------------------------------------------------
-# Agreement with the rules
+# The oracle against the rules (once the v2 rules are installed)
 # ---------------------------------------------------------------------------------------------
+def _rules_are_v2() -> bool:
+    from rdflib import OWL, RDF, URIRef
+
+    from b12kg.kb.ontology import ontology_graph
+    from b12kg.rdf.terms import B12NS
+
+    return (URIRef(f"{B12NS}ClinicallySuspectedB12Deficiency"), RDF.type, OWL.Class) in ontology_graph()
+
+
+WAITING = ("waiting for the v2 rules: the installed ontology has no b12:ClinicallySuspectedB12Deficiency class "
+           "(rules are findings.md version 1), so the rules are not compared with the v2 oracle yet")
+needs_v2_rules = pytest.mark.skipif(not _rules_are_v2(), reason=WAITING)
+
+
+def _split(entries) -> tuple[set[str], set[str]]:
+    """(derived, unassessed) codes from a list of finding entries (dicts with 'code' and maybe a
+    'status'/'state', or bare codes)."""
+    derived, unassessed = set(), set()
+    for f in entries or ():
+        code = f if isinstance(f, str) else f["code"]
+        status = "derived" if isinstance(f, str) else str(f.get("status") or f.get("state") or "derived")
+        (unassessed if status.lower() == "unassessed" else derived).add(code)
+    return derived, unassessed
+
+
+@dataclass
+class Run:
+    cases: list[dict]
+    records: list
+    ordinals: list[int]
+    rules: list[tuple[set[str], set[str]]]
+    oracle: list[tuple[set[str], set[str]]]
+
+
+def _run(cases: list[dict], work: Path) -> Run:
+    from b12kg.cohort import assess_cohort
+    from b12kg.cohort.planner import open_input
+    from b12kg.cohort.worker import parse_raw
+    from b12kg.errors import InputError
+    from b12kg.inputs.csv import write_csv
+
+    csv_path = work / "cohort.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+        write_csv(cases, fh)
+    out = work / "out"
+    summary = assess_cohort(csv_path, out, engine="oxigraph", workers=2, progress=False)
+    assert summary.reconciles()
+    by_ordinal: dict[int, tuple[set[str], set[str]]] = {}
+    with open(out / "findings.ndjson", encoding="utf-8") as fh:
+        for line in fh:
+            doc = json.loads(line)
+            derived, unassessed = _split(doc.get("findings"))
+            unassessed |= _split(doc.get("unassessed"))[0] | _split(doc.get("unassessed"))[1]
+            by_ordinal[doc["record"]] = (derived, unassessed)
+    records, ordinals = [], []
+    for raw in open_input(csv_path):            # the records exactly as the cohort engine read them
+        try:
+            rec = parse_raw(raw, None)
+        except InputError:
+            assert raw.ordinal not in by_ordinal
+            continue
+        records.append(rec)
+        ordinals.append(raw.ordinal)
+    assert len(records) == summary.assessed == len(by_ordinal)
+    cols = rn.columns_from_records(records)
+    ev = rn.evaluate(cols)
+    fired = rn.codes_per_patient(cols, {c: v.t for c, v in ev.items()})
+    un = rn.unassessed_per_patient(cols, {c: v.u for c, v in ev.items()})
+    return Run(cases, records, ordinals, [by_ordinal[o] for o in ordinals], list(zip(fired, un)))
+
+
+def _report(run: Run, limit: int = 8) -> str:
+    diffs = [(o, rec, r, x) for o, rec, r, x in zip(run.ordinals, run.records, run.rules, run.oracle) if r != x]
+    if not diffs:
+        return ""
+    counts: Counter = Counter()
+    for _, _, (rd, ru), (xd, xu) in diffs:
+        counts.update(f"derived by rules only: {c}" for c in rd - xd)
+        counts.update(f"derived by oracle only: {c}" for c in xd - rd)
+        counts.update(f"unassessed by rules only: {c}" for c in ru - xu)
+        counts.update(f"unassessed by oracle only: {c}" for c in xu - ru)
+    lines = [f"{len(diffs)} patients disagree; codes: {dict(counts.most_common())}"]
+    for o, rec, (rd, ru), (xd, xu) in diffs[:limit]:
+        lines.append(f"- {rec.id}: derived rules-only {sorted(rd - xd)} oracle-only {sorted(xd - rd)}; "
+                     f"unassessed rules-only {sorted(ru - xu)} oracle-only {sorted(xu - ru)}\n"
+                     f"  record: {json.dumps(run.cases[o], default=str)}")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def synth_run(tmp_path_factory) -> Run:
+    from b12kg.testing import synth
+
+    return _run(list(synth.generate(N_SYNTH, seed=SEED_SYNTH, edge_cases=True)), tmp_path_factory.mktemp("synth"))
+
+
+# The adversarial cohort: cut-off points of profile-default.md (v2) per analyte, in each unit the
+# loader accepts (written here from the spec, like the oracle).
+_POINTS = {
+    "hemoglobin": {"g/L": [70, 80, 100, 105, 110, 115, 120, 130], "g/dL": [7, 8, 10, 10.5, 11, 11.5, 12, 13]},
+    "mcv": {"fL": [80, 100]},
+    "rdw": {"%": [14.5]},
+    "b12": {"pmol/L": [133, 258], "ng/L": [180, 350], "pg/mL": [180, 350]},
+    "holotc": {"pmol/L": [25, 70]},
+    "ferritin": {"ug/L": [12, 15, 30, 70, 100, 150, 200], "ng/mL": [12, 15, 30, 70, 100, 150, 200]},
+    "folate": {"nmol/L": [6.8], "ng/mL": [3], "ug/L": [3]},
+    "crp": {"mg/L": [5], "mg/dL": [0.5]},
+    "agp": {"g/L": [1], "mg/dL": [100]},
+    "tsat": {"%": [16, 20, 45, 50]},
+    "mma": {"umol/L": [0.28, 0.47], "nmol/L": [280, 470]},
+    "homocysteine": {"umol/L": [15]},
+    "egfr": {"mL/min/{1.73_m2}": [60, 90]},
+    "platelets": {"10*9/L": [150]},
+    "neutrophils": {"10*9/L": [1.5]},
+    "ldh": {"U/L": [250]},
+    "reticulocytes": {"%": [2.5]},
+}
+_REF_HIGH = {"mma": True, "homocysteine": True, "ldh": True, "reticulocytes": True}
+_REF_LOW = {"platelets": True, "neutrophils": True}
+_AGES = [None, 0.3, 0.49, 0.5, 1, 1.99, 2, 4.99, 5, 11.99, 12, 14.99, 15, 15.99, 16, 17.99, 18, 30, 49.99, 50, 70]
+
+
+def adversarial_cases(n: int, seed: int):
+    rng = random.Random(seed)
+    for i in range(n):
+        patient: dict = {}
+        sex = rng.choice(["female", "male", None])
+        if sex:
+            patient["sex"] = sex
+        age = rng.choice(_AGES)
+        if age is not None:
+            patient["age_years"] = age
+        preg = rng.choice([None, False, False, True])
+        if preg is not None:
+            patient["pregnant"] = preg
+        if preg and rng.random() < 0.7:
+            patient["gestational_weeks"] = rng.choice([0, 5, 13, 14, 20, 27, 28, 33, 34, 40])
+        obs = {}
+        for key, by_unit in _POINTS.items():
+            if rng.random() >= 0.5:
+                continue
+            unit = rng.choice(sorted(by_unit))
+            c = rng.choice(by_unit[unit])
+            d = rng.choice([0, 0, 0, 0.1, -0.1, 1, -1, 5, -5, c * 0.5, -c * 0.5]) if rng.random() < 0.8 else 0
+            v = round(c + d, 2)
+            if v <= 0:
+                v = c
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            entry = {"value": v if rng.random() < 0.67 else f"{rng.choice(['<', '<=', '>', '>='])}{v}", "unit": unit}
+            if key in _REF_HIGH and rng.random() < 0.5:
+                entry["ref_high"] = rng.choice(by_unit[unit])
+            if key in _REF_LOW and rng.random() < 0.5:
+                entry["ref_low"] = rng.choice(by_unit[unit])
+            obs[key] = entry
+        if rng.random() < 0.15:
+            obs["if_antibody"] = {"value": rng.choice(["positive", "negative"])}
+        symptoms = [w for w in rn.SYMPTOMS if rng.random() < 0.05]
+        context = [w for w in rn.CONTEXTS if rng.random() < 0.04]
+        if preg and "postpartum" in context:
+            context.remove("postpartum")                    # refused: pregnant and postpartum
+        yield {"id": f"adv-{seed}-{i:05d}", "patient": patient, "observations": obs, "symptoms": symptoms,
+               "context": context, "profile": rng.choice(["default", "default", "who-2020", "who-2011"])}
+
+
+@pytest.fixture(scope="module")
+def adversarial_run(tmp_path_factory) -> Run:
+    return _run(list(adversarial_cases(N_ADVERSARIAL, SEED_ADVERSARIAL)), tmp_path_factory.mktemp("adversarial"))
+
+
 @pytest.mark.slow
-def test_reference_agrees_with_rules_on_synthetic_cohort(synth_run):
-    """Every patient of the 10,000 gets the same codes.
-
-    A defect this test found in the rules, fixed since: a censored active-B12 result that does
-    not decide 'above 70 pmol/L' (e.g. holoTC '>=25', '>25', '>=70', '<121') was treated by rules
-    dx-b12-deficiency-low-total and cls-indeterminate-b12-total-band as 'no holoTC above 70
-    measured' (FILTER NOT EXISTS over the comparisons certainly met), so LowB12 + holoTC '>=25'
-    gave VitaminB12Deficiency, and a total B12 in its band + holoTC '>25' gave IndeterminateB12.
-    findings.md ('How to read the criteria'): a censored comparison that does not decide is
-    unassessed, 'and so is every criterion built on it'. The rules of family drv-compare now
-    derive b12:undecidedAgainst for such a comparison, and both rules require that no active-B12
-    result is undecided against the 'above 70' cut-off."""
-    diffs = _disagreements(synth_run)
-    assert not diffs, _report(synth_run, diffs)
-
+@needs_v2_rules
+def test_oracle_agrees_with_rules_on_synthetic_cohort(synth_run):
+    """Every patient of the 10,000: the same derived codes and the same unassessed codes."""
+    assert len(synth_run.records) == N_SYNTH
+    report = _report(synth_run)
+    assert not report, report
 
 
 @pytest.mark.slow
-def test_reference_agrees_with_rules_on_adversarial_cohort(adversarial_run):
-    """As above on values at the cut-offs in every unit, a third of them censored.
-
-    Defects this test found in the rules, fixed since: the censored active-B12 one above; and a
-    patient recorded as pregnant with an age under 6 months (a record the loader accepts) was
-    assessed for Anemia and SevereAnemia with the pregnancy cut-offs (populations of any age),
-    while findings.md says 'Under 6 months of age ... anaemia is not assessed'. The pregnancy
-    populations now admit ages from 6 months, or an age not recorded (b12:admitsAgeStatus
-    b12:AgeNotRecorded, read by rule drv-population-age-not-recorded)."""
+@needs_v2_rules
+def test_oracle_agrees_with_rules_on_adversarial_cohort(adversarial_run):
+    """As above on values at the v2 cut-offs in every unit, a third of them censored."""
     assert len(adversarial_run.records) > 0.9 * N_ADVERSARIAL
-    diffs = _disagreements(adversarial_run)
-    assert not diffs, _report(adversarial_run, diffs)
+    report = _report(adversarial_run)
+    assert not report, report
 
 
-def test_reference_agrees_with_rules_on_a_small_adversarial_cohort(tmp_path):
+@needs_v2_rules
+def test_oracle_agrees_with_rules_on_a_small_adversarial_cohort(tmp_path):
     """As above on 300 adversarial patients (make test; the 3,000 and the 10,000 are slow)."""
     run = _run(list(adversarial_cases(300, SEED_ADVERSARIAL)), tmp_path)
     assert len(run.records) > 0.9 * 300
-    diffs = _disagreements(run)
-    assert not diffs, _report(run, diffs)
+    report = _report(run)
+    assert not report, report
 
 
+@needs_v2_rules
+@pytest.mark.parametrize("path", _case_paths(), ids=lambda p: p.stem)
+def test_oracle_agrees_with_rules_on_case(path):
+    from b12kg.api import assess, load_record
 
-def _shared_default_cases() -> list[Path]:
-    import yaml
-
-    out = []
-    for p in sorted((SHARED / "cases" / "valid").glob("*.yaml")):
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        if data.get("profile", "default") == "default":
-            out.append(p)
-    return out
-
-
-@pytest.mark.parametrize("path", _shared_default_cases(), ids=lambda p: p.stem)
-def test_reference_agrees_with_rules_on_shared_case(path):
-    import yaml
-
-    expect = yaml.safe_load(path.read_text(encoding="utf-8")).get("expect") or {}
     rec = load_record(path)
-    assert rec.profile == "default"
-    ref = rn.codes_per_patient(rn.columns_from_records([rec]))[0]
-    rules = set(assess(rec).codes)
-    assert ref == rules, f"rules only {sorted(rules - ref)}, reference only {sorted(ref - rules)}"
-    assert set(expect.get("findings") or ()) <= ref
-    assert not set(expect.get("not_findings") or ()) & ref
-
-
-def test_columns_built_in_batches_give_the_same_findings():
-    recs = [load_record(c) for c in adversarial_cases(300, 1) if _loads(c)]
-    whole = rn.findings(rn.columns_from_records(recs))
-    parts = rn.concat_columns([rn.columns_from_records(recs[i:i + 70]) for i in range(0, len(recs), 70)])
-    assert parts.n == len(recs)
-    batched = rn.findings(parts)
-    assert all(np.array_equal(whole[c], batched[c]) for c in rn.CODES)
-
-
-def _loads(case) -> bool:
-    try:
-        load_record(case)
-    except InputError:
-        return False
-    return True
+    a = assess(rec)
+    rules_derived = set(a.codes)
+    rules_unassessed = set(getattr(a, "unassessed", ()) or ())
+    rules_unassessed = {x if isinstance(x, str) else x["code"] for x in rules_unassessed}
+    cols = rn.columns_from_records([rec])
+    ev = rn.evaluate(cols)
+    derived = {c for c, v in ev.items() if v.t[0]}
+    unassessed = {c for c, v in ev.items() if v.u[0]}
+    assert derived == rules_derived, f"rules only {sorted(rules_derived - derived)}, oracle only {sorted(derived - rules_derived)}"
+    assert unassessed == rules_unassessed, (f"unassessed by rules only {sorted(rules_unassessed - unassessed)}, "
+                                            f"by oracle only {sorted(unassessed - rules_unassessed)}")
