@@ -35,6 +35,7 @@ def release(tmp_path_factory):
     return dist, (out / "cohort" / "inferred.nq").read_bytes()
 
 
+@pytest.mark.slow
 def test_the_release_has_every_file_in_every_format(release):
     dist, _ = release
     assert sorted(p.name for p in dist.iterdir()) == sorted(build.RELEASE_FILES)

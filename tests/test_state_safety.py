@@ -68,7 +68,7 @@ print(json.dumps({"errors": errors, "distinct": len({json.dumps(r[1], sort_keys=
 """
 
 
-@pytest.mark.parametrize("cache_setting", ["off", "fresh"])
+@pytest.mark.parametrize("cache_setting", ["off", pytest.param("fresh", marks=pytest.mark.slow)])
 def test_eight_threads_on_first_use_in_a_fresh_process(tmp_path, cache_setting):
     env = dict(os.environ, PYTHONPATH=str(REPO),
                B12KG_CACHE_DIR="off" if cache_setting == "off" else str(tmp_path / "c"))
