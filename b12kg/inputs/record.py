@@ -46,6 +46,8 @@ class Result:
     canonical_unit: str | None = None
     ref_high_as_given: str | None = None
     ref_high_compared: Decimal | None = None
+    ref_low_as_given: str | None = None
+    ref_low_compared: Decimal | None = None
     qualitative: str | None = None
     time: datetime | None = None
     loinc: str | None = None
@@ -64,6 +66,8 @@ class PatientRecord:
     gestational_weeks: Decimal | None = None
     results: dict[str, Result] = field(default_factory=dict)
     superseded: list[Result] = field(default_factory=list)
+    unusable_results: dict[str, str] = field(default_factory=dict)  # analyte key -> why a reported result could not be used (system exports only)
+    unmapped_codes: list[str] = field(default_factory=list)  # FHIR clinical codes b12kg could not map ("system|code")
     symptoms: list[str] = field(default_factory=list)
     contexts: list[str] = field(default_factory=list)
     unrecognised_symptoms: list[str] = field(default_factory=list)
