@@ -135,6 +135,7 @@ class _Reader:
         self.pregnancy: list[tuple[datetime | None, str, str]] = []     # (time, role, where)
         self.gestation: list[tuple[datetime | None, Decimal, str]] = []
         self.deliveries: list[tuple[datetime, str]] = []
+        self.unread: dict[str, list[str]] = {}  # what b12kg does not read, grouped (type or test) -> places
 
     # -- the record as a whole ---------------------------------------------------------------
     def read(self) -> PatientRecord:
@@ -161,7 +162,8 @@ class _Reader:
             rtype = raw.get("resourceType")
             where = _where(i, rtype if isinstance(rtype, str) else "?", raw.get("id"))
             if rtype not in READ_TYPES:
-                self.notes.append(f"{where} is a {rtype if isinstance(rtype, str) else 'resource of no type'}: not read by b12kg.")
+                kind = f"{rtype} resources" if isinstance(rtype, str) else "resources of no type"
+                self.unread.setdefault(kind, []).append(where)
                 continue
             try:
                 res = _model(rtype).model_validate(raw)
@@ -201,6 +203,9 @@ class _Reader:
         self._words(rec)
         rec.unusable_results = {k: why for k, (why, _t) in sorted(self.unusable.items())}
         rec.unmapped_codes = sorted(set(self.unmapped))
+        for kind, places in self.unread.items():
+            shown = ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
+            self.notes.append(f"Not read by b12kg: {len(places)} {kind} ({shown}).")
         rec.notes.extend(self.notes)
         add_notes(rec)
         return rec
@@ -292,7 +297,7 @@ class _Reader:
                 if finding:
                     self._unmapped(finding, where)
                 else:
-                    self.notes.append(f"{where} ({shown}) is not a test b12kg reads: not used.")
+                    self.unread.setdefault(f"Observations of {shown}, not a test b12kg reads", []).append(where)
             return
         key = info.key
         when, time_problem = _specimen_time(obs)
