@@ -380,3 +380,16 @@ def test_conditions_that_do_not_count_and_codes_that_cannot_be_mapped():
     assert rec.contexts == [] and rec.unmapped_codes == [f"{SNOMED}|162673000"]
     assert any("refuted" in n for n in rec.notes) and any("not clinically active" in n for n in rec.notes)
     assert any("'stopped'" in n for n in rec.notes)
+
+
+def test_only_v1_codes_are_mapped():
+    # docs/verification-v2.tsv: Crohn's disease 34000006 and coeliac disease 396331005 are V2, omeprazole
+    # A02BC01 V2, nitrous oxide RxNorm 1159834 V2, postpartum state 86569001 V2: none may drive a conclusion.
+    codes = vocabulary().clinical_codes
+    for code in (f"{SNOMED}|34000006", f"{SNOMED}|396331005", "http://www.whocc.no/atc|A02BC01",
+                 "http://www.nlm.nih.gov/research/umls/rxnorm|1159834", f"{SNOMED}|86569001"):
+        assert code not in codes, code
+    crohns = {"resourceType": "Condition", "clinicalStatus": {"coding": [{"code": "active"}]},
+              "code": {"coding": [{"system": SNOMED, "code": "34000006"}]}}
+    rec = load_record(small_bundle(crohns))
+    assert rec.contexts == [] and rec.unmapped_codes == [f"{SNOMED}|34000006"]

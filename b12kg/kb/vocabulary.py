@@ -144,7 +144,10 @@ def _build_vocabulary() -> Vocabulary:
     clinical: dict[str, tuple[str, str]] = {}
     roles: dict[str, str] = {}
     for kind, cls in (("context", "ContextFactor"), ("symptom", "Symptom")):
-        for kw, target in _q(g, f"SELECT ?kw ?t WHERE {{ ?s a b12:{cls} ; b12:keyword ?kw ; skos:exactMatch ?t }}"):
+        # only V1 mappings (the annotated axiom of mappings.ttl says the level) drive a conclusion
+        for kw, target in _q(g, f"""SELECT ?kw ?t WHERE {{ ?s a b12:{cls} ; b12:keyword ?kw ; skos:exactMatch ?t .
+                ?ax owl:annotatedSource ?s ; owl:annotatedProperty skos:exactMatch ; owl:annotatedTarget ?t ;
+                    b12:verification "V1" }}"""):
             code = fhir_code_of_iri(str(target))
             if code is not None:
                 clinical[code] = (kind, str(kw))
