@@ -393,3 +393,12 @@ def test_only_v1_codes_are_mapped():
               "code": {"coding": [{"system": SNOMED, "code": "34000006"}]}}
     rec = load_record(small_bundle(crohns))
     assert rec.contexts == [] and rec.unmapped_codes == [f"{SNOMED}|34000006"]
+
+
+def test_a_symptom_observation_coded_in_snomed_is_read_as_the_symptom():
+    fatigue = {"resourceType": "Observation", "status": "final", "effectiveDateTime": WHEN,
+               "code": {"coding": [{"system": SNOMED, "code": "84229001"}]}}
+    rec = load_record(small_bundle(fatigue))
+    assert rec.symptoms == ["fatigue"] and rec.unmapped_codes == []
+    fatigue["status"] = "entered-in-error"
+    assert load_record(small_bundle(fatigue)).symptoms == []
