@@ -84,18 +84,19 @@ def assess_or_refuse(source):
 # FHIR regressions
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("birth", ["2026", "1982-03"])
-def test_fhir_partial_birth_date_is_refused_naming_it(birth):
-    # Before: TypeError comparing the date of the specimen with the string '2026'.
+def test_fhir_partial_birth_date_gives_age_unknown_naming_it(birth):
+    # Before: TypeError comparing the date of the specimen with the string '2026'. Then: refused.
+    # Since issue 10 (use what can be used): assessed with age not known, and the note names the field.
     b = _bundle()
     b["entry"][0]["resource"]["birthDate"] = birth
-    with pytest.raises(InputError) as exc:
-        b12kg.assess(b)
-    assert [i.field for i in exc.value.issues] == ["Patient.birthDate"] and "partial date" in str(exc.value)
+    r = b12kg.load_record(b)
+    assert r.age_years is None
+    assert any("Bundle.entry[0].resource(Patient/p21).birthDate" in n and "partial date" in n for n in r.notes)
 
 
 @pytest.mark.parametrize("field,value", [("effectiveDateTime", "2026"), ("effectiveDateTime", "2026-10"),
                                          ("issued", None)])
-def test_fhir_partial_specimen_time_is_refused_naming_it(field, value):
+def test_fhir_partial_specimen_time_makes_the_result_unusable_naming_it(field, value):
     b = _bundle()
     res = b["entry"][1]["resource"]
     if field == "issued":
@@ -104,9 +105,9 @@ def test_fhir_partial_specimen_time_is_refused_naming_it(field, value):
         field = "effectivePeriod.start"
     else:
         res[field] = value
-    with pytest.raises(InputError) as exc:
-        b12kg.assess(b)
-    assert any(i.field.endswith(f"(Observation/obs-1).{field}") for i in exc.value.issues), exc.value
+    r = b12kg.load_record(b)
+    assert "hemoglobin" not in r.results
+    assert f"(Observation/obs-1).{field}" in r.unusable_results["hemoglobin"]
 
 
 def test_fhir_date_only_specimen_time_mixed_with_date_times_is_read_as_that_day():
@@ -130,12 +131,12 @@ def test_fhir_two_results_one_date_only_the_latest_counts():
 
 
 @pytest.mark.parametrize("birth", ["1800-10-03", "0001-01-01"])
-def test_fhir_birth_date_giving_an_age_of_150_or_more_is_refused(birth):
-    # Before: accepted as an adult of 226 or 2025 years (the case format refuses such ages).
+def test_fhir_birth_date_giving_an_age_of_150_or_more_gives_age_unknown(birth):
+    # Before: accepted as an adult of 226 or 2025 years. Then: refused. Since issue 10: age not known.
     b = _bundle()
     b["entry"][0]["resource"]["birthDate"] = birth
-    with pytest.raises(InputError, match="gives an age of"):
-        b12kg.assess(b)
+    r = b12kg.load_record(b)
+    assert r.age_years is None and any("gives an age of" in n for n in r.notes)
 
 
 def test_fhir_bundle_with_more_observations_than_a_record_may_hold_is_refused_before_parsing(monkeypatch):

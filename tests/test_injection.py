@@ -239,6 +239,8 @@ def test_fhir_patient_fullurl_as_id_round_trips(url, plain_bundle):
     except InputError as exc:                   # the FHIR uri type refuses some strings
         assert all(i.field.startswith("Bundle.") for i in exc.issues)
         return
+    if any("is not valid FHIR R4" in n for n in a.notes):   # an entry whose reference the uri type refuses
+        return                                              # is listed and skipped
     check_patient_graph(a, url)
     assert _findings(a) == _findings(plain_bundle)
 
@@ -250,16 +252,14 @@ def test_fhir_hostile_ids_and_texts(text, plain_bundle):
     try:
         b12kg.assess(b)
     except InputError as exc:
-        assert any(i.field.startswith("Bundle.entry.0.resource.id") for i in exc.issues)
+        assert any(i.field.startswith("Bundle.entry[0].resource(Patient/?).id") for i in exc.issues)
     b = _bundle()
     b["entry"][1]["resource"]["code"]["text"] = text  # free text of an Observation: never read
     b["entry"][1]["resource"]["code"]["coding"][0]["display"] = text
-    try:
-        a = b12kg.assess(b)
-    except InputError as exc:
-        assert all(i.field.startswith("Bundle.entry.1") for i in exc.issues)
-        return
-    assert _findings(a) == _findings(plain_bundle)
+    a = b12kg.assess(b)                             # an Observation never makes the record unusable
+    if _findings(a) != _findings(plain_bundle):     # the FHIR string type refuses some texts: that
+        assert any(n.startswith("Bundle.entry[1].resource(Observation/obs-1) is not valid FHIR R4")  # Observation
+                   for n in a.notes)                # is listed and skipped
 
 
 # ---------------------------------------------------------------------------------------------

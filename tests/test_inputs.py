@@ -204,29 +204,41 @@ def test_fhir_comparator_and_reference_range():
     assert "RaisedMMA" not in assess(r).codes
 
 
-def test_fhir_quantity_without_ucum_code_is_refused():
+def test_fhir_unit_from_display_text_is_read_when_it_is_ucum_and_said():
     b = bundle()
     q = b["entry"][5]["resource"]["valueQuantity"]
-    del q["code"], q["system"]
-    msg = refused(b)
-    assert "valueQuantity.code" in msg and "UCUM" in msg and "ng/mL" in msg
+    del q["code"], q["system"]                          # unit "ng/mL" left as display text only
+    r = load_record(b)
+    assert r.results["ferritin"].unit_as_given == "ng/mL"
+    assert any("display text" in n and "ferritin" not in r.unusable_results for n in r.notes)
+    q["unit"] = "nanograms per millilitre"              # not UCUM: the result is unusable, the patient assessed
+    r = load_record(b)
+    assert "ferritin" not in r.results and "ferritin" in r.unusable_results
+    assert "Bundle.entry[5].resource(Observation/obs-5).valueQuantity.unit" in r.unusable_results["ferritin"]
 
 
-def test_fhir_whole_blood_b12_code_is_refused_and_other_tests_are_listed_not_dropped():
+def test_fhir_whole_blood_b12_code_is_listed_not_read_and_other_tests_are_listed_not_dropped():
     b = bundle()
     b["entry"][4]["resource"]["code"]["coding"][0]["code"] = "16695-9"
-    assert "16695-9" in refused(b)
+    r = load_record(b)
+    assert "b12" not in r.results and any("16695-9" in n and "refused" in n for n in r.notes)
     b = bundle()
     b["entry"][6]["resource"]["code"]["coding"][0]["code"] = "2951-2"   # sodium: not a b12kg test
     r = load_record(b)
-    assert "crp" not in r.results and any("2951-2" in n for n in r.notes)
+    assert "crp" not in r.results and any("2951-2" in n and "Not read" in n for n in r.notes)
 
 
-def test_fhir_invalid_resource_names_its_location():
+def test_fhir_invalid_resource_is_listed_with_its_location_and_skipped():
     b = bundle()
     b["entry"][1]["resource"]["valueQuantity"]["value"] = "abc"
+    r = load_record(b)
+    assert "hemoglobin" not in r.results
+    assert any(n.startswith("Bundle.entry[1].resource(Observation/obs-1) is not valid FHIR R4") and "abc" in n
+               for n in r.notes)
+    b = bundle()
+    b["entry"][0]["resource"]["birthDate"] = "03/10/1982"   # an invalid Patient makes the record unusable
     msg = refused(b)
-    assert "valueQuantity" in msg and "abc" in msg
+    assert "Bundle.entry[0].resource(Patient/p21).birthDate" in msg
 
 
 def test_fhir_bundle_needs_exactly_one_patient():

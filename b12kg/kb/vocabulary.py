@@ -51,6 +51,29 @@ class Vocabulary:
     qualitative_values: Mapping[str, str]  # keyword -> IRI
     # (test IRI, accepted unit) -> (the unit a result in it is compared in, the factor to that unit)
     compared_units: Mapping[tuple[str, str], tuple[str, Decimal]] = field(default_factory=dict)
+    # FHIR codes ("system|code") of context factors and symptoms -> (kind, keyword), kind "context" or
+    # "symptom": the vocabulary's own skos:exactMatch codes and the FHIR module's mappings (fhir.ttl)
+    clinical_codes: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # FHIR codes ("system|code") with a role of their own (fhir.ttl): pregnancy-status, pregnant,
+    # not-pregnant, pregnancy-unknown, gestational-age, delivery-date, sex-female, sex-male
+    fhir_roles: Mapping[str, str] = field(default_factory=dict)
+
+
+# IRI forms of external codes (mappings.ttl) -> the FHIR code system of the same code
+CODE_IRI_SYSTEMS = {
+    "http://snomed.info/id/": "http://snomed.info/sct",
+    "http://hl7.org/fhir/sid/icd-10/": "http://hl7.org/fhir/sid/icd-10",
+    "http://purl.bioontology.org/ontology/RXNORM/": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "http://purl.bioontology.org/ontology/ATC/": "http://www.whocc.no/atc",
+}
+
+
+def fhir_code_of_iri(iri: str) -> str | None:
+    """'system|code' of a code IRI (http://snomed.info/id/84027009 -> http://snomed.info/sct|84027009)."""
+    for prefix, system in CODE_IRI_SYSTEMS.items():
+        if iri.startswith(prefix) and len(iri) > len(prefix):
+            return f"{system}|{iri[len(prefix):]}"
+    return None
 
 
 @once
@@ -117,6 +140,26 @@ def _build_vocabulary() -> Vocabulary:
 
     profiles = {str(n): str(p) for p, n in _q(g, "SELECT ?p ?n WHERE { ?p a b12:Profile ; b12:profileName ?n }")}
     compared = {(info.iri, u): _compared_unit(info, u) for info in tests.values() for u in info.units}
+    clinical: dict[str, tuple[str, str]] = {}
+    roles: dict[str, str] = {}
+    for kind, cls in (("context", "ContextFactor"), ("symptom", "Symptom")):
+        # only V1 mappings (the annotated axiom of mappings.ttl says the level) drive a conclusion
+        for kw, target in _q(g, f"""SELECT ?kw ?t WHERE {{ ?s a b12:{cls} ; b12:keyword ?kw ; skos:exactMatch ?t .
+                ?ax owl:annotatedSource ?s ; owl:annotatedProperty skos:exactMatch ; owl:annotatedTarget ?t ;
+                    b12:verification "V1" }}"""):
+            code = fhir_code_of_iri(str(target))
+            if code is not None:
+                clinical[code] = (kind, str(kw))
+    for system, code, role, kw in _q(g, """SELECT ?sys ?code ?role ?kw WHERE {
+            ?m a b12:FhirCodeMapping ; b12:codeSystem ?sys ; b12:code ?code ; b12:codeRole ?role ; b12:verificationLevel "V1" .
+            OPTIONAL { ?m b12:mapsToKeyword ?kw } }"""):
+        key = f"{system}|{code}"
+        if str(role) in ("context", "symptom"):
+            if kw is not None:
+                clinical.setdefault(key, (str(role), str(kw)))
+        else:
+            roles[key] = str(role)
     return Vocabulary(tests_by_key=tests, tests_by_loinc=by_loinc, refused_codes=refused_codes,
                       contexts=keywords("ContextFactor"), symptoms=keywords("Symptom"), profiles=profiles,
-                      qualitative_values=keywords("QualitativeResultValue"), compared_units=compared)
+                      qualitative_values=keywords("QualitativeResultValue"), compared_units=compared,
+                      clinical_codes=clinical, fhir_roles=roles)
