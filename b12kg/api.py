@@ -11,6 +11,7 @@ from .explain.assemble import assessment_of, explanation_store
 from .explain.model import Assessment
 from .inputs import load_record
 from .inputs.files import MAX_INPUT_BYTES, read_file
+from .inputs.normalise import check_assessable
 from .rdf.patient import record_to_ntriples
 from .rdf.store import run_query
 from .rdf.terms import DEFAULT_BASE
@@ -32,7 +33,7 @@ def assess(record: Any, *, profile: str | None = None, engine: str = "oxigraph",
     True
     """
     eng = get_engine(engine)
-    rec = load_record(record, profile=profile)
+    rec = check_assessable(load_record(record, profile=profile))
     input_nt = record_to_ntriples(rec, base)
     inferred_nt = eng.infer([rec], base=base)
     return assessment_of(rec, input_nt, inferred_nt, engine=engine, base=base)

@@ -110,3 +110,26 @@ def test_a_header_of_100000_unknown_columns_gives_a_short_message():
     problems = check_csv_header([f"col{i}" for i in range(100_000)])
     assert len(problems) == 21 and problems[-1] == "and 99980 more column problems"
     assert len("; ".join(problems)) < 2000
+
+
+def test_a_reported_but_unusable_result_is_not_assessed_as_absent():
+    """Until the rules read b12:UnusableResult (findings.md v2, S1), a FHIR record holding a result
+    of a test the rules read that cannot be used is not assessed: an unusable haemoglobin must
+    never let 'no SevereAnemia' choose oral B12. The record itself is read (b12kg validate), and
+    the refusal names the result and why."""
+    import json as _json
+
+    from b12kg.inputs.normalise import RULES_READ_UNUSABLE_RESULTS
+
+    bundle = _json.loads((REPO / "examples" / "04-fhir-dual-deficiency.bundle.json").read_text())
+    for e in bundle["entry"]:
+        r = e["resource"]
+        if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "718-7":
+            r.pop("valueQuantity")
+            r["dataAbsentReason"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                                                 "code": "error"}]}
+    rec = b12kg.load_record(bundle)
+    assert "hemoglobin" in rec.unusable_results and "hemoglobin" not in rec.results
+    if not RULES_READ_UNUSABLE_RESULTS:
+        with pytest.raises(InputError, match="results.hemoglobin"):
+            b12kg.assess(bundle)

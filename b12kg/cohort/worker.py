@@ -22,7 +22,7 @@ from ..inputs.case import record_from_case
 from ..inputs.csv import csv_case
 from ..inputs.fhir import is_bundle, record_from_bundle
 from ..inputs.files import load_json
-from ..inputs.normalise import is_text
+from ..inputs.normalise import check_assessable, is_text
 from ..inputs.record import PatientRecord
 from ..rdf.patient import record_to_ntriples
 from ..rdf.terms import DATA_GRAPH, DEFAULT_BASE, INFERRED_GRAPH, patient_iri
@@ -132,7 +132,7 @@ def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Option
     rejects: list[str] = []
     for raw in raws:
         try:
-            rec = parse_raw(raw, options.profile)
+            rec = check_assessable(parse_raw(raw, options.profile))
         except InputError as exc:
             rejects.append(_reject_line({"record": raw.ordinal, "source": raw.ref, "error": str(exc),
                                          "issues": [i.to_json() for i in exc.issues]}))

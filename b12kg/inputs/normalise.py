@@ -370,6 +370,24 @@ def add_notes(rec: PatientRecord) -> None:
         notes.append("Transferrin saturation was derived from serum iron and TIBC (iron / TIBC x 100).")
 
 
+# Whether the rules read b12:UnusableResult yet (findings.md v2, S1: a result reported but unusable
+# makes what is built on it unassessed). Until they do, a record holding one is not assessed: an
+# unusable haemoglobin must never let "no SevereAnemia" choose oral B12. Set to True in the change
+# that makes the rules read it.
+RULES_READ_UNUSABLE_RESULTS = False
+
+
+def check_assessable(rec: PatientRecord) -> PatientRecord:
+    """The record, or an InputError when it holds a reported result the rules cannot yet treat as
+    unassessed (see RULES_READ_UNUSABLE_RESULTS): naming each such result and why it is unusable."""
+    if rec.unusable_results and not RULES_READ_UNUSABLE_RESULTS:
+        raise InputError([Issue(f"results.{key}", None, f"was reported but cannot be used ({why}); b12kg's rules "
+                                "cannot yet mark what depends on it as unassessed, so the record is not assessed "
+                                "rather than assessed as if the test had not been done")
+                          for key, why in sorted(rec.unusable_results.items())], source=rec.source)
+    return rec
+
+
 def check_profile(profile: Any, *, source: str | None = None) -> str:
     """The profile name, or an InputError naming it and the known ones."""
     known = vocabulary().profiles
