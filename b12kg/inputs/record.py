@@ -46,6 +46,8 @@ class Result:
     canonical_unit: str | None = None
     ref_high_as_given: str | None = None
     ref_high_compared: Decimal | None = None
+    ref_low_as_given: str | None = None
+    ref_low_compared: Decimal | None = None
     qualitative: str | None = None
     time: datetime | None = None
     loinc: str | None = None
@@ -64,6 +66,8 @@ class PatientRecord:
     gestational_weeks: Decimal | None = None
     results: dict[str, Result] = field(default_factory=dict)
     superseded: list[Result] = field(default_factory=list)
+    unusable_results: dict[str, str] = field(default_factory=dict)  # analyte key -> why a reported result could not be used (set only by system-export readers: FHIR, bulk, OMOP, long tables)
+    unmapped_codes: list[str] = field(default_factory=list)          # "system|code" of coded symptoms, conditions or procedures b12kg could not map
     symptoms: list[str] = field(default_factory=list)
     contexts: list[str] = field(default_factory=list)
     unrecognised_symptoms: list[str] = field(default_factory=list)
