@@ -102,9 +102,9 @@ def test_csv_quoted_newlines_and_blank_lines_are_read_as_rows(tmp_path):
     recs = [r for pl in plans for r in read_chunk(pl)]
     assert [r.payload[1][0] for r in recs] == ["a\nb", "c"]
     s = assess_cohort(p, tmp_path / "out", workers=1, progress=False)
-    assert s.assessed == 2
-    docs = lines(tmp_path / "out" / "findings.ndjson")
-    assert docs[0]["patient"] == "a\nb" and any("odd word" in n for n in docs[0]["notes"])
+    assert s.assessed == 1 and s.refused == 1     # findings.md v2: an unknown word refuses its record
+    rejects = lines(tmp_path / "out" / "rejects.ndjson")
+    assert "odd word" in rejects[0]["error"] and rejects[0]["source"].startswith("row")
 
 
 def test_ndjson_of_fhir_bundles(tmp_path):

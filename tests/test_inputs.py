@@ -136,11 +136,56 @@ def test_tsat_is_derived_from_iron_and_tibc_and_says_so():
     assert r2.results["tsat"].compared_value == Decimal("25.000000")
 
 
-def test_unknown_context_and_symptom_words_are_kept_and_reported_never_an_error():
-    r = load_record({**rec(ferritin={"value": 9, "unit": "ug/L"}), "context": ["vegan-diet", "astrology"],
-                     "symptoms": ["fatigue", "hiccups"]})
-    assert r.contexts == ["vegan-diet"] and r.unrecognised_contexts == ["astrology"]
-    assert any("astrology" in n for n in r.notes) and any("hiccups" in n for n in r.notes)
+def test_unknown_context_or_symptom_word_refuses_the_record_naming_it_the_nearest_words_and_aliases():
+    # findings.md v2: an unknown word refuses the whole record, naming it, the nearest accepted words and their aliases
+    with pytest.raises(InputError) as e:
+        load_record({**rec(ferritin={"value": 9, "unit": "ug/L"}), "context": ["vegan-diet", "astrology"],
+                     "symptoms": ["fatigue", "tinglng"]})
+    msg = str(e.value)
+    assert "'astrology'" in msg and "context[1]" in msg
+    assert "'tinglng'" in msg and "symptoms[1]" in msg and "nearest accepted: tingling" in msg
+    assert "pins-and-needles" in msg        # the aliases of the nearest word
+
+
+def test_aliases_are_read_as_their_canonical_word():
+    r = load_record({**rec(ferritin={"value": 9, "unit": "ug/L"}), "context": ["n2o", "autoimmune-gastritis", "celiac-disease"],
+                     "symptoms": ["pins-and-needles", "falls", "melaena", "brain-fog", "tingling"]})
+    assert r.contexts == ["coeliac-disease", "nitrous-oxide", "pernicious-anemia"]
+    assert r.symptoms == ["balance-problems", "gi-bleeding", "memory-loss", "tingling"]
+
+
+def test_pregnant_and_postpartum_is_refused():
+    with pytest.raises(InputError, match="both pregnant and postpartum"):
+        load_record({"id": "x", "patient": {"sex": "female", "age_years": 30, "pregnant": True}, "context": ["postpartum"]})
+
+
+def test_ref_low_is_read_like_ref_high_and_written_to_the_patient_graph():
+    r = load_record(rec(platelets={"value": 60, "unit": "10*3/uL", "ref_low": 150},
+                        neutrophils={"value": "0.9", "unit": "10*9/L", "ref_low": "1.5", "ref_high": "7.5"}))
+    p = r.results["platelets"]
+    assert p.ref_low_as_given == "150" and p.ref_low_compared == Decimal(150) and p.compared_unit == "10*9/L"
+    nt = record_to_ntriples(r)
+    assert "referenceLowCompared" in nt and "referenceLowAsGiven" in nt
+    with pytest.raises(InputError, match="ref_low"):
+        load_record(rec(neutrophils={"value": 1, "unit": "10*9/L", "ref_low": 8, "ref_high": 7.5}))
+
+
+def test_v2_analytes_egfr_censored_haemoglobin_in_mmol_per_litre_ferritin_range_rdw_code():
+    r = load_record(rec(egfr={"value": ">90", "unit": "mL/min/{1.73_m2}"}, hemoglobin={"value": "7.45", "unit": "mmol/L"},
+                        ferritin={"value": 450000, "unit": "ug/L"}, **{"30385-9": {"value": 15, "unit": "%"}}))
+    assert r.results["egfr"].comparator == ">" and r.results["egfr"].compared_value == Decimal(90)
+    assert r.results["hemoglobin"].compared_value == Decimal("120.0195")      # x 16.11 (docs/verification-v2.tsv, V1)
+    assert r.results["rdw"].loinc == "30385-9"
+
+
+def test_unusable_results_and_unmapped_codes_are_written_to_the_patient_graph():
+    r = load_record(rec(ferritin={"value": 9, "unit": "ug/L"}))
+    r.unusable_results["b12"] = "no value"
+    r.unmapped_codes.append("http://snomed.info/sct|12345")
+    nt = record_to_ntriples(r)
+    assert "/result/b12/unusable> <https://w3id.org/b12kg/unusableReason> \"no value\"" in nt
+    assert "hasUnusableResult" in nt and "B12Test" in nt
+    assert "<https://w3id.org/b12kg/hasUnmappedClinicalCode> \"http://snomed.info/sct|12345\"" in nt
 
 
 def test_pregnancy_not_stated_is_taken_as_not_pregnant_and_said():

@@ -107,6 +107,8 @@ def patients(draw, pool=POOL) -> dict:
         rec["symptoms"] = sorted(draw(st.sets(st.sampled_from(SYMPTOMS), max_size=3)))
     if draw(st.booleans()):
         rec["context"] = sorted(draw(st.sets(st.sampled_from(CONTEXTS), max_size=3)))
+        if (rec.get("patient") or {}).get("pregnant"):     # pregnant and postpartum is refused
+            rec["context"] = [w for w in rec["context"] if w != "postpartum"]
     return rec
 
 

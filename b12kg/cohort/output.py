@@ -38,6 +38,8 @@ def evidence_dict(rec: PatientRecord, key: str) -> dict | None:
         e["unit_compared"] = r.compared_unit
     if r.ref_high_as_given is not None:
         e["reference_high"] = r.ref_high_as_given
+    if r.ref_low_as_given is not None:
+        e["reference_low"] = r.ref_low_as_given
     if r.derivation:
         e["derivation"] = r.derivation
     return e

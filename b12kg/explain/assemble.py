@@ -112,6 +112,7 @@ def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientReco
                 analyte=it["testKey"], label=it["itemLabel"], value_as_given=it["valueAsGiven"],
                 unit_as_given=it["unitAsGiven"], comparator=it["comparator"], value_compared=format_decimal(it["comparedValue"]),
                 unit_compared=it["comparedUnit"], derivation=it["derivation"], reference_high=it["refHighAsGiven"],
+                reference_low=it["refLowAsGiven"],
                 iri=it["item"]))
             if it["comparedUnit"]:
                 compared_units[it["testKey"]] = it["comparedUnit"]

@@ -26,6 +26,7 @@ class Evidence:
     unit_compared: str | None
     derivation: str | None = None
     reference_high: str | None = None
+    reference_low: str | None = None
     iri: str = ""
 
     def text(self) -> str:

@@ -31,6 +31,8 @@ def evidence_text(e: "Evidence") -> str:
         s += f" (compared as {prefix}{e.value_compared} {e.unit_compared})"
     if e.reference_high is not None:
         s += f", laboratory upper limit {e.reference_high} {e.unit_as_given or ''}".rstrip()
+    if e.reference_low is not None:
+        s += f", laboratory lower limit {e.reference_low} {e.unit_as_given or ''}".rstrip()
     if e.derivation:
         s += f", derived: {e.derivation}"
     return s

@@ -10,10 +10,10 @@ from typing import Any
 from ..errors import InputError, Issue
 from ..kb import vocabulary
 from .normalise import (NOT_TEXT, parse_decimal, parse_date, parse_time, add_notes, exact_age, finish, is_text,
-                        normalise_result, resolve_test, shown_text)
+                        normalise_result, resolve_test, shown_text, unknown_word_problem)
 from .record import MAX_AGE, MAX_DECIMAL_PLACES, MAX_GESTATIONAL_WEEKS, MAX_RESULTS_PER_RECORD, PatientRecord, Result
 
-_RESULT_FIELDS = frozenset({"value", "unit", "ref_high", "time", "comparator"})
+_RESULT_FIELDS = frozenset({"value", "unit", "ref_high", "ref_low", "time", "comparator"})
 # Top-level fields of a case record. The ignored ones are about the case, not the patient, and are
 # not read (shared/cases/README.md: expect, claims; b12kg.synth: corruption; a free description).
 _IGNORED_FIELDS = frozenset({"expect", "claims", "corruption", "description"})
@@ -75,17 +75,20 @@ def record_from_case(data: Any, *, source: str | None = None, profile: str | Non
             unknown = e.keys() - _RESULT_FIELDS
             if unknown:
                 issues.append(Issue(efld, ", ".join(sorted(map(str, unknown))), "are not fields of a result "
-                                    "(value, unit, ref_high, time, comparator)"))
+                                    "(value, unit, ref_high, ref_low, time, comparator)"))
                 continue
             t = parse_time(e["time"], f"{efld}.time", issues) if "time" in e else None
             r = normalise_result(info, value=e.get("value"), unit=e.get("unit"), fld=efld, issues=issues,
-                                 comparator=e.get("comparator"), ref_high=e.get("ref_high"), time=t,
+                                 comparator=e.get("comparator"), ref_high=e.get("ref_high"), ref_low=e.get("ref_low"), time=t,
                                  loinc=str(name) if str(name) in info.loinc else None, vocab=vocab)
             if r is not None:
                 candidates.setdefault(info.key, []).append(r)
     finish(rec, candidates, issues, vocab)
-    rec.symptoms, rec.unrecognised_symptoms = _words(data.get("symptoms"), "symptoms", vocab.symptoms, issues)
-    rec.contexts, rec.unrecognised_contexts = _words(data.get("context"), "context", vocab.contexts, issues)
+    rec.symptoms = _words(data.get("symptoms"), "symptoms", vocab.symptoms, vocab.symptom_aliases, issues)
+    rec.contexts = _words(data.get("context"), "context", vocab.contexts, vocab.context_aliases, issues)
+    if rec.pregnant and "postpartum" in rec.contexts:
+        issues.append(Issue("context", "postpartum", "is recorded for a patient recorded as pregnant: a record both "
+                            "pregnant and postpartum is refused (findings.md v2), since the two haemoglobin cut-offs differ"))
     if issues:
         raise InputError(issues, source=source)
     if rec.age_years is None and "age_years" not in patient:
@@ -156,15 +159,18 @@ def _age_from_birth_date(rec: PatientRecord, patient: Mapping, issues: list[Issu
     rec.age_years = age
 
 
-def _words(value: Any, fld: str, known: Mapping[str, str], issues: list[Issue]) -> tuple[list[str], list[str]]:
+def _words(value: Any, fld: str, known: Mapping[str, str], aliases: Mapping[str, str],
+           issues: list[Issue]) -> list[str]:
+    """The canonical keywords of a symptoms or context list, aliases resolved; an unknown word is
+    an issue naming it, the nearest accepted words and their aliases (findings.md v2)."""
     if value is None:
-        return [], []
+        return []
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
         issues.append(Issue(fld, value, "is not a list of words"))
-        return [], []
-    ok, other = [], []
+        return []
+    ok = []
     for i, w in enumerate(value):
         if not isinstance(w, str):
             issues.append(Issue(f"{fld}[{i}]", w, "is not a word"))
@@ -173,5 +179,13 @@ def _words(value: Any, fld: str, known: Mapping[str, str], issues: list[Issue]) 
             issues.append(Issue(f"{fld}[{i}]", shown_text(w), NOT_TEXT))
             continue
         word = w.strip()
-        (ok if word in known else other).append(word)
-    return sorted(set(ok)), sorted(set(other))
+        if not word:
+            continue
+        if word in known:
+            ok.append(word)
+        elif word in aliases:
+            ok.append(aliases[word])
+        else:
+            issues.append(Issue(f"{fld}[{i}]", word, unknown_word_problem(
+                word, known, dict(aliases), "symptom" if fld == "symptoms" else "context")))
+    return sorted(set(ok))

@@ -7,6 +7,7 @@ message naming the field, the value and the problem."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from dataclasses import replace
@@ -124,7 +125,8 @@ def resolve_test(name: str, vocab: Vocabulary, fld: str, issues: list[Issue]) ->
 
 
 def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issues: list[Issue],
-                     comparator: str | None = None, ref_high: Any = None, time: datetime | None = None,
+                     comparator: str | None = None, ref_high: Any = None, ref_low: Any = None,
+                     time: datetime | None = None,
                      loinc: str | None = None, source: str | None = None,
                      vocab: Vocabulary | None = None) -> Result | None:
     """Check one result and compute the value as compared; append issues and return None if refused."""
@@ -182,24 +184,31 @@ def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issu
                             f"{decimal_places(compared)}, and at most {MAX_DECIMAL_PLACES} are compared; "
                             "round it to fewer places"))
         return None
-    ref_compared = None
-    if ref_high is not None:
-        r = parse_value(ref_high)
+    limits: dict[str, Decimal | None] = {}
+    for name, given, what in (("ref_high", ref_high, "upper"), ("ref_low", ref_low, "lower")):
+        limits[name] = None
+        if given is None:
+            continue
+        r = parse_value(given)
         if r is None or r[0] != "=" or r[1] <= 0:
-            issues.append(Issue(f"{fld}.ref_high", ref_high, "is not a positive number (the laboratory's upper "
+            issues.append(Issue(f"{fld}.{name}", given, f"is not a positive number (the laboratory's {what} "
                                 "reference limit, in the result's own unit)"))
             return None
-        ref_compared = units.convert(r[1], factor)
-        if decimal_places(ref_compared) > MAX_DECIMAL_PLACES:
-            issues.append(Issue(f"{fld}.ref_high", ref_high, f"has too many decimal places to compare exactly: "
-                                f"converted to {compared_unit} it has {decimal_places(ref_compared)}, and at most "
+        limits[name] = units.convert(r[1], factor)
+        if decimal_places(limits[name]) > MAX_DECIMAL_PLACES:
+            issues.append(Issue(f"{fld}.{name}", given, f"has too many decimal places to compare exactly: "
+                                f"converted to {compared_unit} it has {decimal_places(limits[name])}, and at most "
                                 f"{MAX_DECIMAL_PLACES} are compared; round it to fewer places"))
             return None
+    if limits["ref_high"] is not None and limits["ref_low"] is not None and limits["ref_low"] >= limits["ref_high"]:
+        issues.append(Issue(f"{fld}.ref_low", ref_low, f"is not below the upper reference limit {ref_high}"))
+        return None
     return Result(key=info.key, test_iri=info.iri, source=source,
                   value_as_given=(cmp_ if cmp_ != "=" else "") + _given_number(value),
                   unit_as_given=unit, comparator=cmp_, value=number, compared_value=compared,
                   compared_unit=compared_unit, canonical_value=canonical, canonical_unit=info.canonical_unit,
-                  ref_high_as_given=None if ref_high is None else str(ref_high), ref_high_compared=ref_compared,
+                  ref_high_as_given=None if ref_high is None else str(ref_high), ref_high_compared=limits["ref_high"],
+                  ref_low_as_given=None if ref_low is None else str(ref_low), ref_low_compared=limits["ref_low"],
                   time=time, loinc=loinc)
 
 
@@ -399,3 +408,25 @@ def check_profile(profile: Any, *, source: str | None = None) -> str:
 
 def with_profile(rec: PatientRecord, profile: str) -> PatientRecord:
     return replace(rec, profile=check_profile(profile))
+
+
+def unknown_word_problem(word: str, known: Iterable[str], aliases: dict[str, str], kind: str) -> str:
+    """The refusal of a symptom or context word that is neither a word of findings.md nor an alias:
+    the nearest accepted words (difflib) and the aliases of each (findings.md v2: an unknown word is
+    refused, naming it, the nearest accepted words and their aliases)."""
+    canonical = sorted(set(known))
+    by_word: dict[str, list[str]] = {}
+    for al, kw in aliases.items():
+        by_word.setdefault(kw, []).append(al)
+    candidates = canonical + sorted(aliases)
+    near: list[str] = []
+    for c in difflib.get_close_matches(word.lower(), candidates, n=5, cutoff=0.5):
+        kw = aliases.get(c, c)
+        if kw not in near:
+            near.append(kw)
+    def shown(kw: str) -> str:
+        return kw + (f" ({', '.join(sorted(by_word[kw]))})" if kw in by_word else "")
+    hint = (f"nearest accepted: {', '.join(shown(k) for k in near[:3])}" if near
+            else f"accepted: {', '.join(shown(k) for k in canonical)}")
+    return (f"is not a {kind} word b12kg knows ({hint}); a record with an unknown word is refused as a whole "
+            "(findings.md v2), so that a sign it cannot read is never silently dropped")

@@ -193,6 +193,7 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
         when = parse_time(str(g.value(r, B12.effectiveTime)) if g.value(r, B12.effectiveTime) is not None else None,
                            f"{fld} b12:effectiveTime", issues)
         ref = g.value(r, B12.referenceHighAsGiven)
+        ref_low = g.value(r, B12.referenceLowAsGiven)
         qual = g.value(r, B12.qualitativeValue)
         value: Any = str(g.value(r, B12.valueAsGiven))
         if info.qualitative and qual is not None:
@@ -201,7 +202,8 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
         given_source = g.value(r, B12.sourceRecord)
         loinc = g.value(r, B12.loincCode)
         res = normalise_result(info, value=value, unit=None if unit is None else str(unit), fld=fld, issues=issues,
-                               ref_high=None if ref is None else str(ref), time=when, vocab=vocab,
+                               ref_high=None if ref is None else str(ref),
+                               ref_low=None if ref_low is None else str(ref_low), time=when, vocab=vocab,
                                loinc=None if loinc is None else str(loinc),
                                source=str(given_source) if given_source is not None else str(r))
         if res is not None:
@@ -219,6 +221,15 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
             continue
         rec.unrecognised_contexts.append(str(w))
     rec.symptoms.sort(); rec.contexts.sort(); rec.unrecognised_symptoms.sort(); rec.unrecognised_contexts.sort()
+    by_test = {info.iri: key for key, info in vocab.tests_by_key.items()}
+    for u in g.objects(p, B12.hasUnusableResult):
+        key = by_test.get(str(g.value(u, B12.test)))
+        if key is not None:
+            rec.unusable_results[key] = str(g.value(u, B12.unusableReason) or "")
+    rec.unmapped_codes = sorted(str(c) for c in g.objects(p, B12.hasUnmappedClinicalCode))
+    if rec.pregnant and "postpartum" in rec.contexts:
+        issues.append(Issue("b12:hasContext", "postpartum", "is recorded for a patient recorded as pregnant: "
+                            "a record both pregnant and postpartum is refused (findings.md v2)"))
     if issues:
         raise InputError(issues, source=source)
     add_notes(rec)

@@ -49,6 +49,9 @@ class Vocabulary:
     symptoms: Mapping[str, str]          # keyword -> IRI
     profiles: Mapping[str, str]          # profile name -> IRI
     qualitative_values: Mapping[str, str]  # keyword -> IRI
+    # alias -> canonical keyword (findings.md v2: the words in brackets), symptoms and contexts
+    symptom_aliases: Mapping[str, str] = field(default_factory=dict)
+    context_aliases: Mapping[str, str] = field(default_factory=dict)
     # (test IRI, accepted unit) -> (the unit a result in it is compared in, the factor to that unit)
     compared_units: Mapping[tuple[str, str], tuple[str, Decimal]] = field(default_factory=dict)
     # FHIR codes ("system|code") of context factors and symptoms -> (kind, keyword), kind "context" or
@@ -138,6 +141,9 @@ def _build_vocabulary() -> Vocabulary:
             out[str(kw)] = str(s)
         return out
 
+    def aliases(cls: str) -> dict[str, str]:
+        return {str(al): str(kw) for kw, al in _q(g, f"SELECT ?kw ?al WHERE {{ ?s a b12:{cls} ; b12:keyword ?kw ; b12:keywordAlias ?al }}")}
+
     profiles = {str(n): str(p) for p, n in _q(g, "SELECT ?p ?n WHERE { ?p a b12:Profile ; b12:profileName ?n }")}
     compared = {(info.iri, u): _compared_unit(info, u) for info in tests.values() for u in info.units}
     clinical: dict[str, tuple[str, str]] = {}
@@ -162,4 +168,5 @@ def _build_vocabulary() -> Vocabulary:
     return Vocabulary(tests_by_key=tests, tests_by_loinc=by_loinc, refused_codes=refused_codes,
                       contexts=keywords("ContextFactor"), symptoms=keywords("Symptom"), profiles=profiles,
                       qualitative_values=keywords("QualitativeResultValue"), compared_units=compared,
-                      clinical_codes=clinical, fhir_roles=roles)
+                      clinical_codes=clinical, fhir_roles=roles,
+                      symptom_aliases=aliases("Symptom"), context_aliases=aliases("ContextFactor"))

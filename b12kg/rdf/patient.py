@@ -100,6 +100,16 @@ def record_to_ntriples(rec: PatientRecord, base: str = DEFAULT_BASE) -> str:
         ri = result_iri(p, r, n)
         t.append(f"{P} {_b('hasSupersededResult')} {_iri(ri)} .")
         t.extend(_result_triples(ri, r, iris))
+    vocab = vocabulary()
+    for key, why in sorted(rec.unusable_results.items()):
+        ui = _result_iri(p, key, None) + "/unusable"
+        t.append(f"{P} {_b('hasUnusableResult')} {_iri(ui)} .")
+        t.append(f"{_iri(ui)} {RDF_TYPE} {_b('UnusableResult')} .")
+        if key in vocab.tests_by_key:
+            t.append(f"{_iri(ui)} {_b('test')} {_iri(vocab.tests_by_key[key].iri)} .")
+        t.append(f"{_iri(ui)} {_b('unusableReason')} {lit(why)} .")
+    for code in sorted(set(rec.unmapped_codes)):
+        t.append(f"{P} {_b('hasUnmappedClinicalCode')} {lit(code)} .")
     return "\n".join(t) + "\n"
 
 
@@ -120,6 +130,9 @@ def _result_triples(ri: str, r: Result, iris: dict[str, str]) -> list[str]:
     if r.ref_high_compared is not None:
         t.append(f"{R} {_b('referenceHighCompared')} {dec(r.ref_high_compared)} .")
         t.append(f"{R} {_b('referenceHighAsGiven')} {lit(r.ref_high_as_given or '')} .")
+    if r.ref_low_compared is not None:
+        t.append(f"{R} {_b('referenceLowCompared')} {dec(r.ref_low_compared)} .")
+        t.append(f"{R} {_b('referenceLowAsGiven')} {lit(r.ref_low_as_given or '')} .")
     if r.time is not None:
         t.append(f'{R} {_b("effectiveTime")} "{r.time.isoformat()}"^^<{XSD}dateTime> .')
     if r.loinc:

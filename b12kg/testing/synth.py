@@ -271,7 +271,6 @@ _INCLUDE = (
 _CENSORABLE = ("b12", "ferritin", "crp", "folate", "mma", "holotc", "agp", "tsat")
 _PROFILES = (("default", 80), ("who-2020", 10), ("who-2011", 10))
 _COMPARATORS = ("<", "<=", ">", ">=")
-_UNKNOWN_WORDS = ("smoker", "hypothyroidism", "proton-pump-inhibitor")
 
 
 def _weighted(pairs):
@@ -523,8 +522,9 @@ def _words(rng: random.Random, t: _Tables) -> tuple[list, list]:
     if rnd() < 0.45:
         c = t.contexts
         context = sorted({c[int(rnd() * len(c))] for _ in range(1 + int(rnd() * 2))})
-        if rnd() < 0.02:
-            context.append(_UNKNOWN_WORDS[int(rnd() * len(_UNKNOWN_WORDS))])
+        aliases = sorted(vocabulary().context_aliases)
+        if rnd() < 0.02 and aliases:    # an alias (findings.md v2): read as its word; unknown words are refused
+            context.append(aliases[int(rnd() * len(aliases))])
     return symptoms, context
 
 
@@ -559,6 +559,8 @@ def generate(n: int, seed: int = 0, *, edge_cases: bool = True) -> Iterator[dict
             patient = _random_patient(rng, t)
             profile = _pick(rng, t.profiles, t.profile_cum)
         symptoms, context = _words(rng, t)
+        if patient.get("pregnant"):         # a record both pregnant and postpartum is refused
+            context = [w for w in context if w != "postpartum"]
         yield {
             "id": f"synth-{seed}-{i:07d}",
             "patient": patient,
