@@ -151,3 +151,19 @@ def test_long_table_unknown_column_stops_the_run(forms, tmp_path):
     (d / "persons.csv").write_text(text.replace("\n", ",\n").replace("pregnnt,\n", "pregnnt\n", 1))
     with pytest.raises(B12kgError, match="pregnnt"):
         assess_cohort(d, tmp_path / "out", workers=1, progress=False)
+
+
+@pytest.mark.xfail(reason="needs the Bundle reader that lists an unusable Observation in the notes instead of "
+                          "refusing the patient (branch fhir); the bulk/OMOP/long readers hand it every row", strict=False)
+def test_omop_measurement_without_unit_is_a_note(forms, tmp_path):
+    import shutil
+
+    d = tmp_path / "omop"
+    shutil.copytree(forms / "omop", d)
+    with open(d / "CONCEPT.csv", newline="") as fh:
+        ferritin = next(r["concept_id"] for r in csv.DictReader(fh) if r["vocabulary_id"] == "LOINC" and r["concept_code"] == "2276-4")
+    _append_csv(d / "MEASUREMENT.csv", {"measurement_id": "900003", "person_id": "3", "measurement_concept_id": ferritin,
+                                        "measurement_date": "2025-01-15", "value_as_number": "12", "unit_concept_id": "0"})
+    found, rejects, s = _run(d, tmp_path / "out")
+    assert (s.read, s.assessed, s.refused) == (N, N, 0)
+    assert any("unit" in n for n in found["3"]["notes"])
