@@ -156,15 +156,20 @@ class ChunkPlan:
 
 
 _PLANNERS = {"bulk": plan_bulk, "omop": plan_omop, "long": plan_long}
-_BUNDLERS = {"bulk": (bulk_bundle, "Patient resources"), "omop": (omop_bundle, "PERSON table"),
-             "long": (long_bundle, "person table")}
+_BUNDLERS = {"bulk": (bulk_bundle, "the export's Patient resources"), "omop": (omop_bundle, "the PERSON table"),
+             "long": (long_bundle, "the person table")}
 
 
 def plan_grouped(path: str | Path, kind: str, size: int, workdir: str | Path) -> list[ChunkPlan]:
     """Group a bulk, OMOP or long input by patient (DuckDB, bounded memory) into ``workdir``."""
     wd = Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
-    groups: list[Group] = _PLANNERS[kind](Path(path), size, wd)
+    try:
+        groups: list[Group] = _PLANNERS[kind](Path(path), size, wd)
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb", "pyarrow"):
+            raise
+        raise B12kgError(f"{path}: cannot read it as a {kind} input: {type(exc).__name__}: {str(exc)[:500]}") from None
     return [ChunkPlan(g.index, g.first, "grouped", g.path, n=g.n, source=kind, orphans=g.orphans) for g in groups]
 
 

@@ -113,7 +113,7 @@ def read_group(group: Group, make_bundle: BundleMaker, what: str) -> Iterator[tu
     if group.orphans:
         for r in rows:
             why = ("has no patient reference" if r["pkey"] is None
-                   else f"names patient {r['pkey']!r}, which the input's {what} does not hold")
+                   else f"names patient {r['pkey']!r}, who is not in {what}")
             yield f"{r['src']} row {r['ord']}: {why}", make_bundle("", [r]).encode()
         return
     i = 0
@@ -201,8 +201,11 @@ def fhir_datetime(text: str | None) -> str | None:
     t = text.strip().replace(" ", "T", 1)
     if "T" not in t:
         return t
-    if t.endswith("Z") or re.search(r"[+-][0-9]{2}:?[0-9]{2}$", t):
+    if t.endswith("Z") or re.search(r"T.*[+-][0-9]{2}:[0-9]{2}$", t):
         return t
+    m = re.search(r"T.*([+-][0-9]{2})([0-9]{2})?$", t)      # +00 or +0100, as databases print a zone
+    if m:
+        return t[:m.start(1)] + m.group(1) + ":" + (m.group(2) or "00")
     return t + "+00:00"
 
 
