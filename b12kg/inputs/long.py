@@ -41,8 +41,11 @@ def table_columns(path: Path) -> tuple[str, ...]:
         import pyarrow.parquet as pq
 
         return tuple(pq.read_schema(path).names)
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        return tuple(c.strip() for c in next(csv.reader(fh), []))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return tuple(c.strip() for c in next(csv.reader(fh), []))
+    except (UnicodeDecodeError, csv.Error):
+        return ()          # not a long table; the wide CSV reader names the problem
 
 
 def is_lab_table(cols) -> bool:
