@@ -9,6 +9,12 @@ bounded whatever the size of the input; parsing and validation happen in the wor
   measured. Unknown columns are refused (a typo must not silently drop a result).
 - NDJSON: one FHIR R4 Bundle per line (the FHIR bulk-data shape).
 - A folder: every ``*.yaml``, ``*.yml``, ``*.json``, ``*.ttl``, ``*.nt``, ``*.jsonld`` below it.
+- Grouped inputs (``b12kg.inputs.bulk``): a FHIR bulk-data export folder (``*.ndjson`` files, one
+  resource type each), OMOP CDM tables (a folder with PERSON, MEASUREMENT and CONCEPT files), a
+  long lab table (a .csv or .parquet file, or a folder, whose columns include patient_id, value
+  and loinc or analyte). DuckDB groups their rows by patient into Parquet partitions of
+  ``size`` patients under the run's parts folder; each worker turns its partition's patients
+  into FHIR Bundles.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import B12kgError
+from ..inputs.bulk import Group, bulk_bundle, is_bulk_folder, plan_bulk, read_group
+from ..inputs.long import long_bundle, long_tables, plan_long
+from ..inputs.omop import omop_bundle, omop_tables, plan_omop
 from ..inputs.files import MAX_INPUT_BYTES
 
 # A cell may be as long as a record may be (the csv module's default, 128 KB, stopped the whole
@@ -38,15 +47,32 @@ class RawRecord:
     payload: object       # dict of CSV cells, a JSON text, or a path string
 
 
-def input_kind(path: Path) -> str:
+GROUPED_KINDS = ("bulk", "omop", "long")
+
+
+def input_kind(path: Path, kind: str | None = None) -> str:
+    """csv | ndjson | folder | bulk | omop | long. ``kind`` names it instead of detecting it (a
+    grouped kind only)."""
+    if kind is not None:
+        if kind not in GROUPED_KINDS + ("csv", "ndjson", "folder"):
+            raise ValueError(f"input kind {kind!r} is not one of csv, ndjson, folder, {', '.join(GROUPED_KINDS)}")
+        return kind
     if path.is_dir():
+        if is_bulk_folder(path):
+            return "bulk"
+        if omop_tables(path) is not None:
+            return "omop"
+        if long_tables(path) is not None:
+            return "long"
         return "folder"
     suffix = path.suffix.lower()
+    if suffix in (".csv", ".parquet") and long_tables(path) is not None:
+        return "long"
     if suffix == ".csv":
         return "csv"
     if suffix in (".ndjson", ".jsonl"):
         return "ndjson"
-    raise ValueError(f"{path}: not a .csv, .ndjson/.jsonl file or a folder")
+    raise ValueError(f"{path}: not a .csv, .ndjson/.jsonl file, a long lab table or a folder")
 
 
 def read_csv(path: Path) -> Iterator[RawRecord]:
@@ -130,6 +156,26 @@ class ChunkPlan:
     header: tuple = ()
     files: tuple = ()
     n: int = 0            # number of records
+    source: str = ""      # grouped: bulk | omop | long
+    orphans: bool = False  # grouped: rows with no patient, one record each
+
+
+_PLANNERS = {"bulk": plan_bulk, "omop": plan_omop, "long": plan_long}
+_BUNDLERS = {"bulk": (bulk_bundle, "the export's Patient resources"), "omop": (omop_bundle, "the PERSON table"),
+             "long": (long_bundle, "the person table")}
+
+
+def plan_grouped(path: str | Path, kind: str, size: int, workdir: str | Path) -> list[ChunkPlan]:
+    """Group a bulk, OMOP or long input by patient (DuckDB, bounded memory) into ``workdir``."""
+    wd = Path(workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    try:
+        groups: list[Group] = _PLANNERS[kind](Path(path), size, wd)
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb", "pyarrow"):
+            raise
+        raise B12kgError(f"{path}: cannot read it as a {kind} input: {type(exc).__name__}: {str(exc)[:500]}") from None
+    return [ChunkPlan(g.index, g.first, "grouped", g.path, n=g.n, source=kind, orphans=g.orphans) for g in groups]
 
 
 def plan_chunks(path: str | Path, size: int) -> Iterator[ChunkPlan]:
@@ -187,6 +233,11 @@ def read_chunk(plan: ChunkPlan) -> list[RawRecord]:
     """The records of a planned chunk (in the worker)."""
     if plan.kind == "files":
         return [RawRecord(plan.first + i, f, "file", f) for i, f in enumerate(plan.files)]
+    if plan.kind == "grouped":
+        make, what = _BUNDLERS[plan.source]
+        group = Group(plan.index, plan.first, plan.n, plan.path, plan.orphans)
+        return [RawRecord(plan.first + i, ref, "bundle", payload)
+                for i, (ref, payload) in enumerate(read_group(group, make, what))]
     with open(plan.path, "rb") as fh:
         fh.seek(plan.start)
         data = fh.read(plan.end - plan.start)

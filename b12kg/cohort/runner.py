@@ -29,7 +29,7 @@ from ..inputs.csv import check_csv_header
 from ..kb import vocabulary
 from ..rules import load_rules
 from .output import CSV_HEADER
-from .planner import ChunkPlan, csv_header, input_kind, plan_chunks, read_chunk
+from .planner import GROUPED_KINDS, ChunkPlan, csv_header, input_kind, plan_chunks, plan_grouped, read_chunk
 from .worker import ChunkReport, Options, part_paths, process_chunk
 
 OUTPUTS = {"ndjson": "findings.ndjson", "csv": "findings.csv", "rejects": "rejects.ndjson", "graph": "inferred.nq"}
@@ -110,18 +110,19 @@ def _worker_init() -> None:
 def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str | None = None,
                   workers: int | None = None, chunk_size: int | None = None, engine: str = "compiled",
                   write_graph: bool = False, resume: bool = True, progress: bool = True,
-                  endpoint=None) -> Summary:
+                  endpoint=None, kind: str | None = None) -> Summary:
     """Assess every record of a CSV, an NDJSON of FHIR Bundles or a folder of records; see the
     module docstring for the outputs. ``engine`` runs the rules compiled to array operations
     ("compiled", the default) or as SPARQL updates on pyoxigraph ("oxigraph"); ``endpoint`` runs
-    them as SPARQL updates inside a remote SPARQL 1.1 store instead."""
+    them as SPARQL updates inside a remote SPARQL 1.1 store instead. ``kind`` names the input's
+    kind (csv, ndjson, folder, bulk, omop, long) instead of detecting it (planner.input_kind)."""
     if engine not in ("compiled", "oxigraph"):
         raise B12kgError(f"engine {engine!r} is not compiled or oxigraph")
     if chunk_size is None:
         chunk_size = 10000 if engine == "compiled" and endpoint is None else 2000
     path = Path(input_path)
     out = Path(out_dir)
-    kind = input_kind(path)
+    kind = input_kind(path, kind)
     if kind == "csv":
         problems = check_csv_header(list(csv_header(path)))
         if problems:
@@ -144,7 +145,10 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
         parts.mkdir(exist_ok=True)
         manifest.write_text(json.dumps({"fingerprint": fp, "input": str(path), "chunk_size": chunk_size}))
         summary = Summary(input=str(path), out_dir=str(out))
-        plans = list(plan_chunks(path, chunk_size))
+        if kind in GROUPED_KINDS:
+            plans = plan_grouped(path, kind, chunk_size, parts / "grouped")
+        else:
+            plans = list(plan_chunks(path, chunk_size))
         bar = None
         if progress:
             from tqdm import tqdm
