@@ -271,7 +271,8 @@ _INCLUDE = (
 _CENSORABLE = ("b12", "ferritin", "crp", "folate", "mma", "holotc", "agp", "tsat")
 _PROFILES = (("default", 80), ("who-2020", 10), ("who-2011", 10))
 _COMPARATORS = ("<", "<=", ">", ">=")
-_UNKNOWN_WORDS = ("smoker", "hypothyroidism", "proton-pump-inhibitor")
+# Words of findings.md v2 with no effect on the rules so far (v1 drew unknown words here; v2 refuses them).
+_QUIET_WORDS = ("on-iron-therapy", "recent-transfusion", "breastfed")
 
 
 def _weighted(pairs):
@@ -291,7 +292,9 @@ class _Tables:
     
         vocab = vocabulary()
         self.vocab = vocab
-        self.contexts = tuple(sorted(vocab.contexts))
+        # postpartum is left out: a pregnant record with it is refused (findings.md v2), and the
+        # generator draws words before pregnancy; postpartum is covered by rule cases instead
+        self.contexts = tuple(sorted(w for w in vocab.contexts if w != "postpartum"))
         self.symptoms = tuple(sorted(vocab.symptoms))
         self.profiles, self.profile_cum = _weighted(_PROFILES)
         self.age_edges = age_band_edges()
@@ -524,7 +527,7 @@ def _words(rng: random.Random, t: _Tables) -> tuple[list, list]:
         c = t.contexts
         context = sorted({c[int(rnd() * len(c))] for _ in range(1 + int(rnd() * 2))})
         if rnd() < 0.02:
-            context.append(_UNKNOWN_WORDS[int(rnd() * len(_UNKNOWN_WORDS))])
+            context.append(_QUIET_WORDS[int(rnd() * len(_QUIET_WORDS))])
     return symptoms, context
 
 
