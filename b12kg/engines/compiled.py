@@ -5,6 +5,7 @@ How the compilation works, and why it is exact for this rule base:
 - Each rule is read from its parsed SPARQL algebra (rdflib) and put in disjunctive normal form
   (one conjunction per UNION branch). Every variable is classified: ``$this`` (the patient); a
   result variable (``$this b12:hasResult ?r``); a finding variable (``$this b12:hasFinding ?g``);
+  an unusable-result variable (``$this b12:hasUnusableResult ?u . ?u b12:test T``: a patient fact);
   a knowledge variable (it occurs in a pattern about a knowledge-base node, or in VALUES); or a
   value variable (a literal of the patient or of a result: age, comparator, value, unit, limit).
 - The knowledge part of a conjunction (its patterns about knowledge-base nodes, and VALUES) is
@@ -81,6 +82,9 @@ class Batch:
         for i, rec in enumerate(records):
             for pred, obj in patient_links(rec):
                 self._fact(pred, obj)[i] = True
+            for key in rec.unusable_results:          # b12:hasUnusableResult ?u . ?u b12:test T
+                if key in vocab.tests_by_key:
+                    self._fact(B12NS + "hasUnusableResult", vocab.tests_by_key[key].iri)[i] = True
             if rec.age_years is not None:
                 self.age[i] = float(rec.age_years)
                 self.age_present[i] = True
@@ -147,6 +151,7 @@ class Compiled:
     template: list
     suffix: dict                  # BIND variable -> IRI suffix after STR($this)
     negated: list                 # list of list[Compiled] (NOT EXISTS alternatives)
+    unusable_vars: dict = field(default_factory=dict)   # Variable -> test IRI of an unusable result
     _rows_for: dict = field(default_factory=dict)
 
     def rows_for(self, outer: dict) -> list[dict]:
@@ -169,9 +174,25 @@ def _bind_suffix(expr) -> str:
     raise RuleError("the compiled engine reads BIND only as IRI(CONCAT(STR($this), \"...\"))")
 
 
+def _unusable_vars(conj: Conj) -> dict:
+    """Variables of ``$this b12:hasUnusableResult ?u . ?u b12:test <T>`` (T a constant): a patient
+    fact (an unusable result of test T); any other use of ?u is refused."""
+    out = {o: None for s, p, o in conj.triples if s == THIS and p == B.hasUnusableResult and isinstance(o, Variable)}
+    for s, p, o in conj.triples:
+        if s in out:
+            if p != B.test or isinstance(o, Variable):
+                raise RuleError("an unusable-result variable is read only as ?u b12:test <a test>")
+            out[s] = o
+    for v, test in out.items():
+        if test is None:
+            raise RuleError("an unusable-result variable without b12:test")
+    return out
+
+
 def _classify(conj: Conj, outer_results: dict, outer_findings: dict, outer_kb: set):
     results = dict(outer_results)
     findings = dict(outer_findings)
+    unusable = _unusable_vars(conj)
     for s, p, o in conj.triples:
         if s == THIS and p == B.hasResult and isinstance(o, Variable):
             results.setdefault(o, None)
@@ -182,7 +203,8 @@ def _classify(conj: Conj, outer_results: dict, outer_findings: dict, outer_kb: s
             results[s] = o
         if s in findings and p == RDF.type:
             findings[s] = o
-    kb_triples = [t for t in conj.triples if t[0] != THIS and t[0] not in results and t[0] not in findings]
+    kb_triples = [t for t in conj.triples if t[0] != THIS and t[0] not in results and t[0] not in findings
+                  and t[0] not in unusable]
     kb_vars = set(outer_kb)
     for t in kb_triples:
         kb_vars.update(x for x in t if isinstance(x, Variable))
@@ -261,7 +283,8 @@ def compile_conj(rule: Rule, conj: Conj, template: list, outer=None) -> "Compile
     suffix = {v: _bind_suffix(e) for v, e in conj.binds.items()}
     rows = None if outer else _kb_solutions(kb_triples, conj.values, kb_vars, {})
     negs = [[compile_conj(rule, alt, [], (results, findings, kb_vars)) for alt in alts] for alts in conj.notexists]
-    return Compiled(rule, conj, kb_triples, rows, results, findings, kb_vars, template, suffix, negs)
+    return Compiled(rule, conj, kb_triples, rows, results, findings, kb_vars, template, suffix, negs,
+                    unusable_vars=_unusable_vars(conj))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,8 +314,13 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
     mask = np.ones(n, bool)
     cols: dict = {}
     for s, p, o in c.conj.triples:
+        if s in c.unusable_vars:                  # ?u b12:test T: the patient has an unusable result of T
+            mask &= batch.fact(B.hasUnusableResult, c.unusable_vars[s])
+            continue
         if s == THIS:
             if p in (B.hasResult, B.hasFinding):
+                continue
+            if p == B.hasUnusableResult and o in c.unusable_vars:
                 continue
             if p == RDF.type and o == B.Patient:
                 continue
@@ -334,7 +362,17 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
                 mask &= col["qual"] == batch.code(_term(o, row))
             elif p in (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst):
                 obj = _term(o, row)
-                mask &= batch.rfacts.get((key, str(p), str(obj)), np.zeros(n, bool))
+                if isinstance(obj, Variable):   # any cut-off: ?r b12:undecidedAgainst ?t, ?t read nowhere else
+                    if (any(obj in t for t in c.conj.triples if t != (s, p, o)) or obj in c.suffix
+                            or any(obj in t for t in c.template)):
+                        raise RuleError(f"rule {c.rule.id}: cut-off variable {obj} unbound by the knowledge part")
+                    anyc = np.zeros(n, bool)
+                    for (k, pp, _), m in batch.rfacts.items():
+                        if k == key and pp == str(p):
+                            anyc |= m
+                    mask &= anyc
+                else:
+                    mask &= batch.rfacts.get((key, str(p), str(obj)), np.zeros(n, bool))
             else:
                 raise RuleError(f"rule {c.rule.id}: result property {p} not compiled")
         elif s in c.finding_vars:
