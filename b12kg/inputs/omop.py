@@ -29,8 +29,8 @@ from pathlib import Path
 
 from ..errors import B12kgError
 from ..rdf.terms import ANALYTE_SYSTEM
-from .bulk import Group, bundle_text, connect, fhir_datetime, write_groups, _q
-from .long import TABLE_SUFFIXES, observation, patient
+from .bulk import Group, bundle_text, connect, fhir_datetime, write_groups
+from .long import TABLE_SUFFIXES, observation, patient, scan
 
 REQUIRED = ("person", "measurement", "concept")
 OPTIONAL = ("condition_occurrence", "drug_exposure")
@@ -59,12 +59,6 @@ def omop_tables(path: Path) -> dict[str, Path] | None:
     return found if all(t in found for t in REQUIRED) else None
 
 
-def _scan(path: Path) -> str:
-    if path.suffix.lower() == ".parquet":
-        return f"(SELECT COLUMNS(*)::VARCHAR FROM read_parquet({_q(path)}))"
-    return f"read_csv({_q(path)}, all_varchar = true, header = true)"
-
-
 def plan_omop(path: Path, size: int, workdir: Path) -> list[Group]:
     tables = omop_tables(path)
     if tables is None:
@@ -72,15 +66,15 @@ def plan_omop(path: Path, size: int, workdir: Path) -> list[Group]:
     con = connect(workdir)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE concept AS SELECT concept_id, concept_name, vocabulary_id, concept_code "
-                    f"FROM {_scan(tables['concept'])}")
+                    f"FROM {scan(tables['concept'])}")
         c = "(SELECT concept_id, concept_name, vocabulary_id, concept_code FROM concept)"
         parts = [
             f"""SELECT p.person_id AS pkey, 'PERSON' AS src, 0 AS ord,
                        to_json(struct_pack(p := p, gender := g.concept_name))::VARCHAR AS row
-                FROM {_scan(tables['person'])} p LEFT JOIN {c} g ON g.concept_id = p.gender_concept_id""",
+                FROM {scan(tables['person'])} p LEFT JOIN {c} g ON g.concept_id = p.gender_concept_id""",
             f"""SELECT m.person_id AS pkey, 'MEASUREMENT' AS src, row_number() OVER () AS ord,
                        to_json(struct_pack(m := m, test := t, unit := u, op := o.concept_name, answer := a.concept_name))::VARCHAR AS row
-                FROM {_scan(tables['measurement'])} m
+                FROM {scan(tables['measurement'])} m
                 LEFT JOIN {c} t ON t.concept_id = m.measurement_concept_id
                 LEFT JOIN {c} u ON u.concept_id = m.unit_concept_id
                 LEFT JOIN {c} o ON o.concept_id = m.operator_concept_id
@@ -89,13 +83,13 @@ def plan_omop(path: Path, size: int, workdir: Path) -> list[Group]:
         if "condition_occurrence" in tables:
             parts.append(f"""SELECT x.person_id AS pkey, 'CONDITION_OCCURRENCE' AS src, row_number() OVER () AS ord,
                        to_json(struct_pack(id := x.condition_occurrence_id, start := x.condition_start_date, concept_id := x.condition_concept_id, c := k))::VARCHAR AS row
-                FROM {_scan(tables['condition_occurrence'])} x LEFT JOIN {c} k ON k.concept_id = x.condition_concept_id""")
+                FROM {scan(tables['condition_occurrence'])} x LEFT JOIN {c} k ON k.concept_id = x.condition_concept_id""")
         if "drug_exposure" in tables:
             parts.append(f"""SELECT x.person_id AS pkey, 'DRUG_EXPOSURE' AS src, row_number() OVER () AS ord,
                        to_json(struct_pack(id := x.drug_exposure_id, start := x.drug_exposure_start_date, concept_id := x.drug_concept_id, c := k))::VARCHAR AS row
-                FROM {_scan(tables['drug_exposure'])} x LEFT JOIN {c} k ON k.concept_id = x.drug_concept_id""")
+                FROM {scan(tables['drug_exposure'])} x LEFT JOIN {c} k ON k.concept_id = x.drug_concept_id""")
         rows = " UNION ALL ".join(f"({p})" for p in parts)
-        return write_groups(con, rows, f"SELECT person_id AS pkey FROM {_scan(tables['person'])}", size, workdir)
+        return write_groups(con, rows, f"SELECT person_id AS pkey FROM {scan(tables['person'])}", size, workdir)
     finally:
         con.close()
 
