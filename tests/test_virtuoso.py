@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from b12kg.cohort import assess_cohort
-from b12kg.engines.remote import Endpoint, free_port, wait_until_up
+from b12kg.engines.remote import Endpoint, free_port, stop_process, wait_until_up
 from b12kg.inputs.csv import write_csv
 from b12kg.testing import synth
 
@@ -77,12 +77,7 @@ def virtuoso(tmp_path_factory):
             pytest.fail(f"cannot grant SPARQL_UPDATE: {r.stdout} {r.stderr}")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
         log.close()
 
 

@@ -625,6 +625,18 @@ def wait_until_up(url: str, proc=None, seconds: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+def stop_process(proc, seconds: float = 10.0) -> None:
+    """Stop a server process: terminate, and kill it if it has not ended within ``seconds``."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass(frozen=True)
 class Server:
     url: str            # the base URL: /query, /update and /store below it
@@ -652,12 +664,7 @@ def oxigraph_server(location: str | Path | None = None, *, binary: str | None = 
         wait_until_up(base + "/query", proc, seconds)
         yield Server(base, proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         if log is not None:
             out.close()
 
