@@ -18,7 +18,8 @@ from ..rdf.store import load_ntriples
 from ..rdf.terms import B12NS, DEFAULT_BASE, finding_code, last_segment, local_name, patient_iri, result_key
 
 FINDINGS_QUERY_NAME = "report/findings-evidence.rq"
-FINDINGS_VARS = ("patient", "finding", "class", "rule", "use", "item", "action")
+FINDINGS_VARS = ("patient", "finding", "class", "rule", "use", "item", "action", "unassessed")
+UNASSESSED_CLASS = B12NS + "Unassessed"
 
 
 @dataclass(frozen=True)
@@ -55,20 +56,30 @@ Findings = dict[str, dict[str, Provenance]]
 class Reasoned(NamedTuple):
     findings: Findings
     inferred: str           # the inferred triples as sorted N-Triples ("" unless asked for)
+    unassessed: Findings = {}   # the findings that could not be assessed (findings.md v2, S1), same form
 
 
 _USES = {B12NS + "usedResult": "result", B12NS + "usedThreshold": "threshold", B12NS + "usedFinding": "finding",
          B12NS + "usedContext": "context"}
 
 
-def findings_from_rows(rows: Iterable[tuple], patients: Iterable[str]) -> Findings:
-    """Group the rows of findings-evidence.rq (tuples in FINDINGS_VARS order) by patient IRI."""
+def findings_from_rows(rows: Iterable[tuple], patients: Iterable[str]) -> tuple[Findings, Findings]:
+    """Group the rows of findings-evidence.rq (tuples in FINDINGS_VARS order) by patient IRI: the
+    derived findings and the unassessed ones (rows whose class is b12:Unassessed)."""
+    patients = list(patients)
     out: dict[str, dict[str, dict]] = {iri: {} for iri in patients}
-    for patient, _finding, cls, rule, use, item, action in rows:
+    una: dict[str, dict[str, dict]] = {iri: {} for iri in patients}
+    for patient, _finding, cls, rule, use, item, action, unassessed in rows:
         if patient not in out:
             continue
-        f = out[patient].setdefault(local_name(cls), {"rules": set(), "result": set(), "threshold": set(),
-                                                      "finding": set(), "context": set(), "action": set()})
+        if cls == UNASSESSED_CLASS:
+            if unassessed is None:
+                continue
+            per, code = una[patient], local_name(unassessed)
+        else:
+            per, code = out[patient], local_name(cls)
+        f = per.setdefault(code, {"rules": set(), "result": set(), "threshold": set(),
+                                  "finding": set(), "context": set(), "action": set()})
         f["rules"].add(last_segment(rule))
         kind = _USES.get(use) if use is not None else None
         if kind == "result":
@@ -79,8 +90,11 @@ def findings_from_rows(rows: Iterable[tuple], patients: Iterable[str]) -> Findin
             f[kind].add(item)
         if action is not None:
             f["action"].add(action)
-    return {iri: {code: Provenance.of(code, d["rules"], d["result"], d["threshold"], d["finding"], d["context"],
-                                      d["action"]) for code, d in per.items()} for iri, per in out.items()}
+
+    def provenance(groups):
+        return {iri: {code: Provenance.of(code, d["rules"], d["result"], d["threshold"], d["finding"], d["context"],
+                                          d["action"]) for code, d in per.items()} for iri, per in groups.items()}
+    return provenance(out), provenance(una)
 
 
 def rows_from_solutions(solutions) -> list[tuple]:
@@ -113,16 +127,16 @@ class Engine(ABC):
             return Reasoned({}, "")
         data = patients_ntriples(records, base)
         inferred = self.infer_graph(data)
-        return Reasoned(findings_in_graph(data, inferred, [patient_iri(r.id, base) for r in records]),
-                        inferred if want_graph else "")
+        found, unassessed = findings_in_graph(data, inferred, [patient_iri(r.id, base) for r in records])
+        return Reasoned(found, inferred if want_graph else "", unassessed)
 
     def infer(self, records: Sequence[PatientRecord], *, base: str = DEFAULT_BASE) -> str:
         """The inferred triples of a batch of records, as sorted N-Triples."""
         return self.reason(records, base=base, want_graph=True).inferred
 
 
-def findings_in_graph(data_ntriples: str, inferred_ntriples: str, patients: Iterable[str]) -> Findings:
-    """The findings of the patients from their data and inferred graphs (findings-evidence.rq
+def findings_in_graph(data_ntriples: str, inferred_ntriples: str, patients: Iterable[str]) -> tuple[Findings, Findings]:
+    """The findings (derived, unassessed) of the patients from their data and inferred graphs (findings-evidence.rq
     reads nothing else: an inferred graph names its rules, cut-offs and results by IRI)."""
     store = ox.Store()
     load_ntriples(store, data_ntriples)

@@ -57,7 +57,7 @@ from .oxigraph import OxigraphEngine
 THIS = Variable("this")
 B = rdflib.Namespace(B12NS)
 RESULT_LITERALS = {B.comparator: "cmp", B.comparedValue: "value", B.comparedUnit: "unit",
-                   B.referenceHighCompared: "refhigh"}
+                   B.referenceHighCompared: "refhigh", B.referenceLowCompared: "reflow"}
 MAX_DIGITS = 15
 
 
@@ -85,6 +85,10 @@ class Batch:
             for key in rec.unusable_results:          # b12:hasUnusableResult ?u . ?u b12:test T
                 if key in vocab.tests_by_key:
                     self._fact(B12NS + "hasUnusableResult", vocab.tests_by_key[key].iri)[i] = True
+                    if key not in rec.results:        # also a result of its test, with no value (rdf.patient)
+                        col = self._result(key)
+                        col["present"][i] = True
+                        col["unusable"][i] = True
             if rec.age_years is not None:
                 self.age[i] = float(rec.age_years)
                 self.age_present[i] = True
@@ -101,6 +105,9 @@ class Batch:
                 if r.ref_high_compared is not None:
                     col["refhigh"][i] = float(r.ref_high_compared)
                     col["refhigh_present"][i] = True
+                if r.ref_low_compared is not None:
+                    col["reflow"][i] = float(r.ref_low_compared)
+                    col["reflow_present"][i] = True
 
     def code(self, term: Any) -> int:
         return self.codes.setdefault(str(term), len(self.codes) + 1)
@@ -120,7 +127,8 @@ class Batch:
             self.results[key] = {"present": np.zeros(n, bool), "cmp": np.zeros(n, np.int32), "value": np.full(n, np.nan),
                                  "value_present": np.zeros(n, bool), "unit": np.zeros(n, np.int32),
                                  "refhigh": np.full(n, np.nan), "refhigh_present": np.zeros(n, bool),
-                                 "qual": np.zeros(n, np.int32)}
+                                 "reflow": np.full(n, np.nan), "reflow_present": np.zeros(n, bool),
+                                 "qual": np.zeros(n, np.int32), "unusable": np.zeros(n, bool)}
         return self.results[key]
 
     def result(self, key: str) -> dict[str, np.ndarray]:
@@ -129,7 +137,8 @@ class Batch:
 
 def exact_for(rec: PatientRecord) -> bool:
     """True when every number of the record has at most 15 significant digits."""
-    nums = [rec.age_years] + [x for r in rec.results.values() for x in (r.compared_value, r.ref_high_compared)]
+    nums = [rec.age_years] + [x for r in rec.results.values()
+                              for x in (r.compared_value, r.ref_high_compared, r.ref_low_compared)]
     for d in nums:
         if d is not None and len(d.as_tuple().digits) > MAX_DIGITS:
             return False
@@ -196,12 +205,14 @@ def _classify(conj: Conj, outer_results: dict, outer_findings: dict, outer_kb: s
     for s, p, o in conj.triples:
         if s == THIS and p == B.hasResult and isinstance(o, Variable):
             results.setdefault(o, None)
-        if s == THIS and p == B.hasFinding and isinstance(o, Variable):
+        if s == THIS and p in (B.hasFinding, B.unassessed) and isinstance(o, Variable):
             findings.setdefault(o, None)
     for s, p, o in conj.triples:
         if s in results and p == B.test:
             results[s] = o
         if s in findings and p == RDF.type:
+            findings[s] = o
+        if s in findings and p == B.unassessedFinding:      # an unassessed finding (S1): read by its predicate
             findings[s] = o
     kb_triples = [t for t in conj.triples if t[0] != THIS and t[0] not in results and t[0] not in findings
                   and t[0] not in unusable]
@@ -294,6 +305,14 @@ class _Unsupported(RuleError):
     pass
 
 
+UNASSESSED_SUFFIX = "#unassessed"
+
+
+def unassessed_key(cls) -> str:
+    """The mask key of 'finding class ``cls`` unassessed' (findings.md v2, S1)."""
+    return str(cls) + UNASSESSED_SUFFIX
+
+
 def _term(x, row: dict):
     if isinstance(x, Variable) and x in row:
         return row[x]
@@ -318,7 +337,7 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
             mask &= batch.fact(B.hasUnusableResult, c.unusable_vars[s])
             continue
         if s == THIS:
-            if p in (B.hasResult, B.hasFinding):
+            if p in (B.hasResult, B.hasFinding, B.unassessed):
                 continue
             if p == B.hasUnusableResult and o in c.unusable_vars:
                 continue
@@ -345,19 +364,21 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
                 continue
             if p in RESULT_LITERALS:
                 kind = RESULT_LITERALS[p]
-                present = col["refhigh_present"] if kind == "refhigh" else col["value_present"]
+                present = col[kind + "_present"] if kind in ("refhigh", "reflow") else col["value_present"]
                 mask &= present
                 obj = _term(o, row)
                 if isinstance(obj, Variable):
-                    if kind in ("value", "refhigh"):
+                    if kind in ("value", "refhigh", "reflow"):
                         cols[obj] = ("num", col[kind])
                     else:
                         cols[obj] = ("code", col[kind])
                 else:
-                    if kind in ("value", "refhigh"):
+                    if kind in ("value", "refhigh", "reflow"):
                         mask &= col[kind] == float(obj.toPython())
                     else:
                         mask &= col[kind] == batch.code(obj)
+            elif p == RDF.type and o == B.UnusableResult:
+                mask &= col["unusable"]
             elif p == B.qualitativeValue:
                 mask &= col["qual"] == batch.code(_term(o, row))
             elif p in (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst):
@@ -376,6 +397,9 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
             else:
                 raise RuleError(f"rule {c.rule.id}: result property {p} not compiled")
         elif s in c.finding_vars:
+            if p == B.unassessedFinding:
+                mask &= batch.findings.get(unassessed_key(_term(o, row)), np.zeros(n, bool))
+                continue
             if p != RDF.type:
                 raise RuleError(f"rule {c.rule.id}: finding property {p} not compiled")
             mask &= batch.findings.get(str(_term(o, row)), np.zeros(n, bool))
@@ -452,6 +476,7 @@ class Firing:
     findings: tuple
     contexts: tuple
     actions: tuple
+    unassessed: bool = False      # an unassessed finding (findings.md v2, S1), not a derived one
 
 
 def _bound_template(c: Compiled, row: dict) -> list:
@@ -470,7 +495,7 @@ def _head_effects(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, firing
     used: dict[str, list] = {"result": [], "threshold": [], "finding": [], "context": [], "action": []}
     for s, p, o in _bound_template(c, row):
         s_t, o_t = _term(s, row), _term(o, row)
-        if s == THIS and not isinstance(o_t, Variable) and o not in c.suffix and p != B.hasFinding:
+        if s == THIS and not isinstance(o_t, Variable) and o not in c.suffix and p not in (B.hasFinding, B.unassessed):
             batch._fact(p, o_t)[mask] = True
         elif s in c.result_vars and p in (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst):
             key = _test_key(batch, _term(c.result_vars[s], row))
@@ -478,7 +503,13 @@ def _head_effects(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, firing
             if k not in batch.rfacts:
                 batch.rfacts[k] = np.zeros(batch.n, bool)
             batch.rfacts[k] |= mask
-        elif s in c.suffix and p == RDF.type and str(o_t) != B12NS + "RuleApplication":
+        elif s in c.suffix and p == B.unassessedFinding:
+            code = unassessed_key(o_t)
+            if code not in batch.findings:
+                batch.findings[code] = np.zeros(batch.n, bool)
+            batch.findings[code] |= mask
+            finding_suffix[code] = c.suffix[s]
+        elif s in c.suffix and p == RDF.type and str(o_t) not in (B12NS + "RuleApplication", B12NS + "Unassessed"):
             code = str(o_t)
             if code not in batch.findings:
                 batch.findings[code] = np.zeros(batch.n, bool)
@@ -489,14 +520,15 @@ def _head_effects(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, firing
         elif p == B.usedThreshold:
             used["threshold"].append(str(o_t))
         elif p == B.usedFinding:
-            used["finding"].append(str(_term(c.finding_vars[o], row)))
+            used["finding"].append(str(_term(c.finding_vars[o], row)).removesuffix(UNASSESSED_SUFFIX))
         elif p == B.usedContext:
             used["context"].append(str(o_t))
         elif p == B.recommendsAction:
             used["action"].append(str(o_t))
     if code is not None:
-        f = Firing(code[len(B12NS):], rule_id, tuple(used["result"]), tuple(used["threshold"]),
-                   tuple(x[len(B12NS):] for x in used["finding"]), tuple(used["context"]), tuple(used["action"]))
+        f = Firing(code[len(B12NS):].removesuffix(UNASSESSED_SUFFIX), rule_id, tuple(used["result"]),
+                   tuple(used["threshold"]), tuple(x[len(B12NS):] for x in used["finding"]), tuple(used["context"]),
+                   tuple(used["action"]), unassessed=code.endswith(UNASSESSED_SUFFIX))
         for i in np.flatnonzero(mask):
             firings[i].append(f)
     if graph is not None:
@@ -521,6 +553,8 @@ def _head_triples(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, graph:
                 return f"<{p_iri}/result/{quote(key, safe='')}>"
             if x in c.finding_vars:
                 cls = str(_term(c.finding_vars[x], row))
+                if (THIS, B.unassessed, x) in c.conj.triples:
+                    cls = unassessed_key(cls)
                 return f"<{p_iri}{finding_suffix[cls]}>"
             t = _term(x, row)
             if isinstance(t, Variable):
@@ -627,16 +661,21 @@ class CompiledEngine(Engine):
         others = [r for r, ok in zip(records, flags) if not ok]
         firings, graph = run(exact, base=base, want_graph=want_graph)
         found: Findings = {}
+        unassessed: Findings = {}
         for rec, fs in zip(exact, firings):
             by_code: dict[str, list] = {}
+            una: dict[str, list] = {}
             for f in fs:
-                by_code.setdefault(f.code, []).append(f)
-            found[patient_iri(rec.id, base)] = {code: _merged(tuple(group)) for code, group in by_code.items()}
+                (una if f.unassessed else by_code).setdefault(f.code, []).append(f)
+            iri = patient_iri(rec.id, base)
+            found[iri] = {code: _merged(tuple(group)) for code, group in by_code.items()}
+            unassessed[iri] = {code: _merged(tuple(group)) for code, group in una.items()}
         if others:
-            more, g2 = OxigraphEngine().reason(others, base=base, want_graph=want_graph)
+            more, g2, una2 = OxigraphEngine().reason(others, base=base, want_graph=want_graph)
             found.update(more)
+            unassessed.update(una2)
             graph += g2
-        return Reasoned(found, graph)
+        return Reasoned(found, graph, unassessed)
 
     def infer_graph(self, input_ntriples: str) -> str:
         records, base = records_from_ntriples(input_ntriples)

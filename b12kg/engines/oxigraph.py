@@ -165,4 +165,5 @@ class OxigraphEngine(Engine):
             return Reasoned({}, "")
         store, inferred = reason_default_graph(patients_ntriples(records, base), want_inferred=want_graph)
         rows = rows_from_solutions(store.query(query_text(FINDINGS_QUERY_NAME), use_default_graph_as_union=True))
-        return Reasoned(findings_from_rows(rows, [patient_iri(r.id, base) for r in records]), inferred)
+        found, unassessed = findings_from_rows(rows, [patient_iri(r.id, base) for r in records])
+        return Reasoned(found, inferred, unassessed)

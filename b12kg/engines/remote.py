@@ -582,7 +582,8 @@ class RemoteEngine(Engine):
         if not records:
             return Reasoned({}, "")
         rows, graph = self.endpoint.reason(patients_ntriples(records, base), want_graph=want_graph)
-        return Reasoned(findings_from_rows(rows, [patient_iri(r.id, base) for r in records]), graph)
+        found, unassessed = findings_from_rows(rows, [patient_iri(r.id, base) for r in records])
+        return Reasoned(found, graph, unassessed)
 
     def infer_graph(self, input_ntriples: str) -> str:
         return self.endpoint.reason(input_ntriples, want_graph=True)[1]

@@ -184,6 +184,8 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
     for i, r in enumerate(sorted(g.objects(p, B12.hasResult), key=str)):
         if g.value(r, B12.derivedFromResult) is not None:
             continue  # a derived result (TSAT from iron and TIBC) is recomputed, never read
+        if (r, RDF.type, B12.UnusableResult) in g:
+            continue  # an unusable result, read below through b12:hasUnusableResult
         test = g.value(r, B12.test)
         fld = f"<{r}>"
         info = by_iri.get(str(test))

@@ -104,6 +104,10 @@ def record_to_ntriples(rec: PatientRecord, base: str = DEFAULT_BASE) -> str:
     for key, why in sorted(rec.unusable_results.items()):
         ui = _result_iri(p, key, None) + "/unusable"
         t.append(f"{P} {_b('hasUnusableResult')} {_iri(ui)} .")
+        if key not in rec.results:
+            # reported but unusable, and no usable result of the test: the test was measured, and
+            # every comparison on it is undecided (rules/derive.ttl drv-compare-unusable; findings.md v2, S1)
+            t.append(f"{P} {_b('hasResult')} {_iri(ui)} .")
         t.append(f"{_iri(ui)} {RDF_TYPE} {_b('UnusableResult')} .")
         if key in vocab.tests_by_key:
             t.append(f"{_iri(ui)} {_b('test')} {_iri(vocab.tests_by_key[key].iri)} .")

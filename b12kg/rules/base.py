@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 import rdflib
 from rdflib.plugins.sparql import prepareQuery
@@ -33,7 +34,7 @@ class Rule:
     id: str
     label: str
     definition: str
-    order: int
+    order: Decimal                # sh:order (companions of rules/unassessed.ttl run at order + 0.5)
     finding: str | None          # local name of the finding class, None for derivations
     construct: str               # sh:construct text, as written
     prefixes: tuple[tuple[str, str], ...]
@@ -143,7 +144,7 @@ def load_rules() -> tuple[Rule, ...]:
         out.append(Rule(
             iri=str(shape), id=str(rid), label=str(g.value(shape, RDFS.label)),
             definition=str(g.value(shape, SKOS.definition)),
-            order=int(order), finding=None if finding is None else str(finding).rsplit("/", 1)[-1],
+            order=Decimal(str(order)), finding=None if finding is None else str(finding).rsplit("/", 1)[-1],
             construct=str(construct).strip(), prefixes=tuple(sorted(set(prefixes))),
             source=str(g.value(shape, DCTERMS.source)),
             claims=tuple(sorted(str(c).rsplit("/", 1)[-1] for c in g.objects(shape, B12.claim)))))
