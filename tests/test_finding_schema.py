@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import yaml
 import pytest
 
 import b12kg
@@ -40,7 +41,21 @@ def test_the_schema_refuses_a_renamed_field():
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_assess_json_findings_follow_the_schema(case):
     doc = json.loads(json.dumps(b12kg.assess(case).to_json()))
-    for f in doc["findings"]:
+    for f in doc["findings"] + doc["unassessed"]:
+        assert not _errors(f), (f["code"], _errors(f))
+    assert all(f["status"] == "derived" for f in doc["findings"])
+    assert all(f["status"] == "unassessed" for f in doc["unassessed"])
+
+
+S1_CASES = sorted((Path(__file__).resolve().parent / "cases" / "s1").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("case", S1_CASES, ids=[c.stem for c in S1_CASES])
+def test_unassessed_findings_follow_the_schema(case):
+    """The cases of tests/cases/s1 have unassessed findings: their JSON follows the one shape."""
+    record = {k: v for k, v in yaml.safe_load(case.read_text(encoding="utf-8")).items() if k not in ("expect", "claims")}
+    doc = json.loads(json.dumps(b12kg.assess(record).to_json()))
+    for f in doc["findings"] + doc["unassessed"]:
         assert not _errors(f), (f["code"], _errors(f))
 
 

@@ -113,14 +113,15 @@ def test_a_header_of_100000_unknown_columns_gives_a_short_message():
 
 
 def test_a_reported_but_unusable_result_is_not_assessed_as_absent():
-    """Until the rules read b12:UnusableResult (findings.md v2, S1), a FHIR record holding a result
-    of a test the rules read that cannot be used is not assessed: an unusable haemoglobin must
-    never let 'no SevereAnemia' choose oral B12. The record itself is read (b12kg validate), and
-    the refusal names the result and why."""
+    """A FHIR record holding a result of a test the rules read that cannot be used is assessed,
+    and what depends on that result is unassessed, never false (findings.md v2, S1): an unusable
+    haemoglobin leaves Anemia and SevereAnemia unassessed, so 'no SevereAnemia' cannot choose oral
+    B12. The evidence names the result and why it is unusable."""
     import json as _json
 
     from b12kg.inputs.normalise import RULES_READ_UNUSABLE_RESULTS
 
+    assert RULES_READ_UNUSABLE_RESULTS
     bundle = _json.loads((REPO / "examples" / "04-fhir-dual-deficiency.bundle.json").read_text())
     for e in bundle["entry"]:
         r = e["resource"]
@@ -130,6 +131,10 @@ def test_a_reported_but_unusable_result_is_not_assessed_as_absent():
                                                  "code": "error"}]}
     rec = b12kg.load_record(bundle)
     assert "hemoglobin" in rec.unusable_results and "hemoglobin" not in rec.results
-    if not RULES_READ_UNUSABLE_RESULTS:
-        with pytest.raises(InputError, match="results.hemoglobin"):
-            b12kg.assess(bundle)
+    a = b12kg.assess(bundle)
+    unassessed = {f.code: f for f in a.unassessed}
+    assert {"Anemia", "SevereAnemia"} <= set(unassessed) and not {"Anemia", "SevereAnemia"} & set(a.codes)
+    assert "OralB12Replacement" not in a.codes
+    assert any(e.unusable and "error" in e.unusable for e in unassessed["Anemia"].evidence)
+
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from b12kg.rules import load_rules
+from b12kg.rules.threevalued import hand_written_rules
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -15,7 +15,9 @@ def test_closed_world_table_matches_the_rules():
     text = README.read_text(encoding="utf-8")
     section = text.split("### Findings that need the closed world", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| (\w+)", section, re.M)) - {"code"}
-    needed = {r.finding for r in load_rules() if r.finding and r.closed_world}
+    # the hand-written rules: every generated three-valued companion (rules/unassessed.ttl) reads
+    # the absence of its own finding, as the README says beside the table
+    needed = {r.finding for r in hand_written_rules() if r.finding and r.closed_world}
     assert listed == needed
 
 

@@ -59,6 +59,9 @@ B = rdflib.Namespace(B12NS)
 RESULT_LITERALS = {B.comparator: "cmp", B.comparedValue: "value", B.comparedUnit: "unit",
                    B.referenceHighCompared: "refhigh", B.referenceLowCompared: "reflow"}
 MAX_DIGITS = 15
+#: result-to-cut-off relations derived by rules/derive.ttl (the "InScenario" ones: sex not recorded, S3)
+COMPARISONS = (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst, B.satisfiesInScenario, B.doesNotSatisfyInScenario,
+               B.undecidedAgainstInScenario)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,6 +336,7 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
     mask = np.ones(n, bool)
     cols: dict = {}
     for s, p, o in c.conj.triples:
+        p = _term(p, row)                         # a predicate chosen by VALUES is a constant per row
         if s in c.unusable_vars:                  # ?u b12:test T: the patient has an unusable result of T
             mask &= batch.fact(B.hasUnusableResult, c.unusable_vars[s])
             continue
@@ -381,7 +385,7 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
                 mask &= col["unusable"]
             elif p == B.qualitativeValue:
                 mask &= col["qual"] == batch.code(_term(o, row))
-            elif p in (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst):
+            elif p in COMPARISONS:
                 obj = _term(o, row)
                 if isinstance(obj, Variable):   # any cut-off: ?r b12:undecidedAgainst ?t, ?t read nowhere else
                     if (any(obj in t for t in c.conj.triples if t != (s, p, o)) or obj in c.suffix
@@ -494,10 +498,10 @@ def _head_effects(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, firing
     code = None
     used: dict[str, list] = {"result": [], "threshold": [], "finding": [], "context": [], "action": []}
     for s, p, o in _bound_template(c, row):
-        s_t, o_t = _term(s, row), _term(o, row)
+        s_t, o_t, p = _term(s, row), _term(o, row), _term(p, row)
         if s == THIS and not isinstance(o_t, Variable) and o not in c.suffix and p not in (B.hasFinding, B.unassessed):
             batch._fact(p, o_t)[mask] = True
-        elif s in c.result_vars and p in (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst):
+        elif s in c.result_vars and p in COMPARISONS:
             key = _test_key(batch, _term(c.result_vars[s], row))
             k = (key, str(p), str(o_t))
             if k not in batch.rfacts:

@@ -65,18 +65,39 @@ def build_assessment(rec: PatientRecord, input_nt: str, inferred_nt: str, *, eng
             items.setdefault(it["finding"], []).append(it)
         for c in run_query(store, "explain/causal-chain.rq"):
             chains.setdefault(c["finding"], []).append(c)
-    findings = []
+    findings, unassessed = [], []
     for row in run_query(store, "explain/patient-findings.rq", patient=piri):
         f = row["finding"]
         if not single_patient:
             items[f] = run_query(store, "explain/explain-finding.rq", finding=f)
             chains[f] = run_query(store, "explain/causal-chain.rq", finding=f)
-        findings.append(_build_finding(row, items.get(f, []), chains.get(f, []), rec, classes))
-    order = {"diagnosis": 0, "caution": 1, "next-step": 2, "result": 3}
-    findings.sort(key=lambda f: (order.get(f.section, 9), f.code))
+        built = _build_finding(row, items.get(f, []), chains.get(f, []), rec, classes)
+        (unassessed if built.status == "unassessed" else findings).append(built)
+    findings.sort(key=output_order)
+    unassessed.sort(key=output_order)
     return Assessment(patient_id=rec.id, profile=rec.profile, engine=engine, findings=tuple(findings),
                       notes=tuple(rec.notes), patient_iri=piri, input_ntriples=input_nt,
-                      inferred_ntriples=inferred_nt, record_summary=record_summary(rec))
+                      inferred_ntriples=inferred_nt, record_summary=record_summary(rec),
+                      unassessed=tuple(unassessed))
+
+
+FIRST = "UrgentClinicalAssessment"       # findings.md v2: before everything, in every output
+_SECTION_ORDER = {"diagnosis": 0, "caution": 1, "next-step": 2, "result": 3}
+
+
+def output_order(f: Finding) -> tuple:
+    """The order of findings in every output (findings.md v2): UrgentClinicalAssessment first, then
+    the other urgent alerts, the diagnoses, then recommendations and alerts by priority (caution,
+    treat, test, investigate), then the interpretations of single results."""
+    if f.code == FIRST:
+        return (0, 0, 0, f.code)
+    if f.priority_rank == 1:
+        return (1, 0, 0, f.code)
+    if f.kind == "diagnosis":
+        return (2, 0, 0, f.code)
+    if f.priority_rank is not None:
+        return (3, f.priority_rank, 0, f.code)
+    return (4, _SECTION_ORDER.get(f.section, 9), 0, f.code)
 
 
 def record_summary(rec: PatientRecord) -> dict:
@@ -109,11 +130,11 @@ def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientReco
         kind = it["item_kind"]
         if kind == "result":
             evidence.setdefault(it["item"], Evidence(
-                analyte=it["testKey"], label=it["itemLabel"], value_as_given=it["valueAsGiven"],
+                analyte=it["testKey"], label=it["itemLabel"], value_as_given=it["valueAsGiven"] or "",
                 unit_as_given=it["unitAsGiven"], comparator=it["comparator"], value_compared=format_decimal(it["comparedValue"]),
                 unit_compared=it["comparedUnit"], derivation=it["derivation"], reference_high=it["refHighAsGiven"],
                 reference_low=it["refLowAsGiven"],
-                iri=it["item"]))
+                iri=it["item"], unusable=it["unusableReason"]))
             if it["comparedUnit"]:
                 compared_units[it["testKey"]] = it["comparedUnit"]
         elif kind == "threshold":
@@ -121,7 +142,7 @@ def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientReco
             t["limits"][it["limitUnit"]] = limit_text(it["criterion"], it["limitUnit"], it["limitValue"],
                                                       it["limitLower"], it["limitUpper"])
         elif kind == "finding":
-            based_on.add(it["code"])
+            based_on.add(it["code"] if it["itemStatus"] != "unassessed" else f"{it['code']} (unassessed)")
         elif kind == "context":
             context.add(it["itemLabel"])
         elif kind == "action":
@@ -153,6 +174,7 @@ def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientReco
     return Finding(code=code, label=row["label"], kind=row["kind"], section=row["group"], definition=row["definition"],
                    iri=firi, rules=f_rules, evidence=ev, thresholds=tuple(ths), based_on=tuple(sorted(based_on)),
                    context=tuple(sorted(context)), actions=tuple(sorted(actions)), causal_chain=chain,
-                   claims=tuple(cls.get("claims", ())), explanation=text)
+                   claims=tuple(cls.get("claims", ())), explanation=text, status=row["status"] or "derived",
+                   priority=row["priority"], priority_rank=None if row["priorityRank"] is None else int(row["priorityRank"]))
 
 

@@ -28,6 +28,7 @@ class Evidence:
     reference_high: str | None = None
     reference_low: str | None = None
     iri: str = ""
+    unusable: str | None = None      # why a reported result could not be used (findings.md v2, S1)
 
     def text(self) -> str:
         return evidence_text(self)
@@ -52,7 +53,7 @@ class Threshold:
     source_link: str | None
     verification: str
     note: str | None = None
-    outcome: str | None = None       # "met" or "not met" by the result compared with it
+    outcome: str | None = None       # "met", "not met" or "undecided" by the result compared with it
 
     def text(self) -> str:
         return threshold_text(self)
@@ -85,6 +86,9 @@ class Finding:
     causal_chain: tuple[str, ...]
     claims: tuple[str, ...]
     explanation: str
+    status: str = "derived"         # derived | unassessed (findings.md v2, S1: a criterion could not be decided)
+    priority: str | None = None     # urgent | caution | treat | test | investigate (recommendations and alerts)
+    priority_rank: int | None = None
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
@@ -107,6 +111,7 @@ class Assessment:
     findings: tuple[Finding, ...]
     notes: tuple[str, ...]
     patient_iri: str
+    unassessed: tuple[Finding, ...] = ()    # findings that could not be assessed, with why (S1)
     input_ntriples: str = field(repr=False, default="")
     inferred_ntriples: str = field(repr=False, default="")
     record_summary: dict = field(repr=False, default_factory=dict)
@@ -133,6 +138,7 @@ class Assessment:
             "record": self.record_summary,
             "notes": list(self.notes),
             "findings": [f.to_json() for f in self.findings],
+            "unassessed": [f.to_json() for f in self.unassessed],
         }
 
     def to_graph(self):

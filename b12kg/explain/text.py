@@ -25,6 +25,8 @@ def given_text(analyte: str, value_as_given: str, unit_as_given: str | None) -> 
 
 def evidence_text(e: "Evidence") -> str:
     """A result as given, as compared when that differs, with its limit and derivation."""
+    if e.unusable is not None:
+        return f"{e.analyte} reported but unusable ({e.unusable})"
     s = given_text(e.analyte, e.value_as_given, e.unit_as_given)
     if e.value_compared is not None and e.unit_compared != e.unit_as_given:
         prefix = e.comparator if e.comparator not in (None, "=") else ""
@@ -42,6 +44,8 @@ def limit_outcome(t: "Threshold") -> str:
     """The cut-off's limit in the unit its result was compared in (else every unit), "not ..."
     when the result does not meet it."""
     limit = t.compared_limit or " or ".join(t.limits)
+    if t.outcome == "undecided":
+        return "undecided against " + limit
     return "not " + limit if t.outcome == "not met" else limit
 
 
@@ -148,8 +152,9 @@ def render_text(a: "Assessment") -> str:
     if not a.findings:
         lines.append("")
         lines.append("No findings: every assessed result is within its cut-offs and nothing is missing.")
-    for key, title in SECTIONS:
-        fs = [f for f in a.findings if f.section == key]
+    urgent = [f for f in a.findings if f.priority_rank == 1]
+    for key, title in (("urgent", "URGENT"),) + SECTIONS:
+        fs = urgent if key == "urgent" else [f for f in a.findings if f.section == key and f not in urgent]
         if not fs:
             continue
         lines.append("")
@@ -166,6 +171,13 @@ def render_text(a: "Assessment") -> str:
             if src:
                 lines.extend(textwrap.wrap("source: " + src + f" (rule {', '.join(f.rule_ids)})", WIDTH,
                                            initial_indent="      ", subsequent_indent="      "))
+    if a.unassessed:
+        lines.append("")
+        lines.append("NOT ASSESSED (a result, sex, age or gestation could not decide them)")
+        for f in a.unassessed:
+            lines.append(f"  * {f.label} [{f.code}]")
+            lines.extend(textwrap.wrap("because " + _reason(a, f), WIDTH, initial_indent="      ",
+                                       subsequent_indent="      "))
     if a.notes:
         lines.append("")
         lines.append("NOTES")

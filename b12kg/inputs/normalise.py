@@ -379,11 +379,12 @@ def add_notes(rec: PatientRecord) -> None:
         notes.append("Transferrin saturation was derived from serum iron and TIBC (iron / TIBC x 100).")
 
 
-# Whether the rules read b12:UnusableResult yet (findings.md v2, S1: a result reported but unusable
-# makes what is built on it unassessed). Until they do, a record holding one is not assessed: an
-# unusable haemoglobin must never let "no SevereAnemia" choose oral B12. Set to True in the change
-# that makes the rules read it.
-RULES_READ_UNUSABLE_RESULTS = False
+# Whether the rules read b12:UnusableResult (findings.md v2, S1: a result reported but unusable
+# makes what is built on it unassessed). They do: an unusable result is undecided against every
+# cut-off of its test (rules/derive.ttl drv-compare-unusable), and the three-valued companions
+# (rules/unassessed.ttl) leave what depends on it unassessed; OralB12Replacement needs SevereAnemia
+# decided false, so an unusable haemoglobin never chooses oral B12.
+RULES_READ_UNUSABLE_RESULTS = True
 
 
 def check_assessable(rec: PatientRecord) -> PatientRecord:

@@ -117,5 +117,9 @@ def result_key(iri: str) -> str:
 
 
 def finding_code(iri: str) -> str:
-    """The finding code of a finding IRI minted by ``finding_iri``."""
-    return iri.rsplit("/finding/", 1)[-1]
+    """The finding code of a finding IRI minted by ``finding_iri``, or of an unassessed-finding node
+    (``<patient>/unassessed/<code>``, findings.md v2 S1)."""
+    for seg in ("/finding/", "/unassessed/"):
+        if seg in iri:
+            return iri.rsplit(seg, 1)[-1]
+    return iri

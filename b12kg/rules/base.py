@@ -193,6 +193,9 @@ def body_vocabulary() -> tuple[frozenset, frozenset]:
             for var, term in row.items():
                 bound.setdefault(var, set()).add(term)
         for s, p, o in triples:
+            if isinstance(p, rdflib.Variable) and p in bound and all(isinstance(t, rdflib.URIRef) for t in bound[p]):
+                preds.update(bound[p])          # a predicate chosen among constants by VALUES
+                continue
             if not isinstance(p, rdflib.URIRef):
                 raise RuleError(f"rule {r.id} matches a variable predicate; the knowledge-base subset would be unsafe")
             preds.add(p)

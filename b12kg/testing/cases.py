@@ -53,6 +53,13 @@ def run_case(path: Path, *, engine: str = "oxigraph") -> CaseResult:
         problems.append("missing " + ", ".join(missing))
     if forbidden:
         problems.append("forbidden " + ", ".join(forbidden))
+    unassessed = {f.code for f in a.unassessed}
+    # expect.unassessed (findings.md v2, S1): codes that must come out unassessed, neither derived
+    # nor simply absent
+    not_unassessed = [c for c in expect.get("unassessed") or [] if c not in unassessed or c in codes]
+    if not_unassessed:
+        problems.append("not unassessed " + ", ".join(
+            f"{c} ({'derived' if c in codes else 'absent'})" for c in not_unassessed))
     for code, words in (expect.get("explanation_mentions") or {}).items():
         f = a.finding(code)
         if f is None:
@@ -63,7 +70,8 @@ def run_case(path: Path, *, engine: str = "oxigraph") -> CaseResult:
             problems.append(f"explanation of {code} lacks " + ", ".join(map(repr, absent)))
     if problems:
         return CaseResult(cid, str(path), False, "; ".join(problems))
-    return CaseResult(cid, str(path), True, f"{len(codes)} findings")
+    return CaseResult(cid, str(path), True, f"{len(codes)} findings" +
+                      (f", {len(unassessed)} unassessed" if unassessed else ""))
 
 
 def _with_base(record: Mapping[str, Any], path: Path) -> Any:
