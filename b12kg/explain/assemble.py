@@ -11,12 +11,12 @@ import pyoxigraph as ox
 
 from ..engines.oxigraph import Session, load_patients, new_store
 from ..inputs.record import PatientRecord
-from ..kb import finding_classes, limit_text
+from ..kb import finding_classes, limit_text, reading_notes, unassessed_notes
 from ..rdf.store import load_ntriples, run_query
 from ..rdf.terms import DEFAULT_BASE, INFERRED_GRAPH, last_segment, patient_iri
 from ..units import format_decimal
 from .model import Assessment, Evidence, Finding, RuleRef, Threshold
-from .text import explanation
+from .text import explanation, limit_outcome
 
 _local = threading.local()
 
@@ -65,14 +65,19 @@ def build_assessment(rec: PatientRecord, input_nt: str, inferred_nt: str, *, eng
             items.setdefault(it["finding"], []).append(it)
         for c in run_query(store, "explain/causal-chain.rq"):
             chains.setdefault(c["finding"], []).append(c)
-    findings, unassessed = [], []
-    for row in run_query(store, "explain/patient-findings.rq", patient=piri):
+    rows = run_query(store, "explain/patient-findings.rq", patient=piri)
+    for row in rows:
         f = row["finding"]
         if not single_patient:
             items[f] = run_query(store, "explain/explain-finding.rq", finding=f)
             chains[f] = run_query(store, "explain/causal-chain.rq", finding=f)
-        built = _build_finding(row, items.get(f, []), chains.get(f, []), rec, classes)
-        (unassessed if built.status == "unassessed" else findings).append(built)
+    # unassessed findings first: a derived finding's explanation may name one (unassessed_notes)
+    unassessed = [_build_finding(row, items.get(row["finding"], []), chains.get(row["finding"], []), rec, classes)
+                  for row in rows if row["status"] == "unassessed"]
+    by_code = {u.code: u for u in unassessed}
+    findings = [_build_finding(row, items.get(row["finding"], []), chains.get(row["finding"], []), rec, classes,
+                               extra_notes=_context_notes(row["code"], items.get(row["finding"], []), rec, by_code))
+                for row in rows if row["status"] != "unassessed"]
     findings.sort(key=output_order)
     unassessed.sort(key=output_order)
     return Assessment(patient_id=rec.id, profile=rec.profile, engine=engine, findings=tuple(findings),
@@ -116,7 +121,28 @@ def record_summary(rec: PatientRecord) -> dict:
     }
 
 
-def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientRecord, classes: Mapping) -> Finding:
+def _context_notes(code: str, items: list, rec: PatientRecord, unassessed: Mapping[str, Finding]) -> list[str]:
+    """Notes the ontology puts on a finding: a context's reading note when the finding was read from
+    a result it concerns (recent transfusion, iron treatment), and the note of an unassessed finding
+    it depends on, with the comparison that decided nothing (IndeterminateB12: possibly deficient)."""
+    notes = []
+    analytes = {it["testKey"] for it in items if it["item_kind"] == "result"}
+    for kw in rec.contexts:
+        note, keys = reading_notes().get(kw, (None, frozenset()))
+        if note and analytes & keys:
+            notes.append(note)
+    for other, note in unassessed_notes().get(code, ()):
+        u = unassessed.get(other)
+        if u is not None:
+            undecided = [t for t in u.thresholds if t.outcome == "undecided"]
+            why = "; ".join(f"{e.text()} {limit_outcome(t)}" for e in u.evidence for t in undecided
+                            if t.analyte == e.analyte) or "; ".join(e.text() for e in u.evidence)
+            notes.append(f"{note}{': ' + why if why else ''}")
+    return notes
+
+
+def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientRecord, classes: Mapping,
+                   extra_notes: list[str] = ()) -> Finding:
     firi = row["finding"]
     rules: dict[str, RuleRef] = {}
     evidence: dict[str, Evidence] = {}
@@ -165,6 +191,7 @@ def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientReco
             who = "of unknown age" if rec.age_years is None else f"aged {format_decimal(rec.age_years)} years"
             notes.append(f"{r['sourceShort']} is written for people over {adults}; no paediatric cut-off is verified, "
                          f"so the adult cut-off is applied to this patient {who}.")
+    notes.extend(extra_notes)
     chain = tuple(c["stateLabel"] for c in sorted(chain_rows, key=lambda c: c["position"]))
     code = row["code"]
     cls = classes.get(code, {})

@@ -66,3 +66,30 @@ def threshold_table() -> dict[str, dict]:
 def label_table() -> dict[str, str]:
     """rdfs:label of every labelled IRI of the ontology."""
     return {str(s): str(o) for s, o in ontology_graph().subject_objects(RDFS.label)}
+
+
+@once
+def reading_notes() -> dict[str, tuple[str, frozenset[str]]]:
+    """Context keyword -> (the note a finding's explanation carries, the analyte keys it applies to):
+    findings read from those results say so (findings.md v2, context table: recent-transfusion,
+    on-iron-therapy). Data in the ontology: ``b12:readingNote`` and ``b12:noteForTest``."""
+    rows = select(ontology_graph(), """SELECT ?kw ?note ?key WHERE {
+        ?c b12:keyword ?kw ; b12:readingNote ?note ; b12:noteForTest ?t . ?t b12:analyteKey ?key }""")
+    out: dict[str, tuple[str, set]] = {}
+    for kw, note, key in rows:
+        out.setdefault(str(kw), (str(note), set()))[1].add(str(key))
+    return {k: (n, frozenset(keys)) for k, (n, keys) in out.items()}
+
+
+@once
+def unassessed_notes() -> dict[str, tuple[tuple[str, str], ...]]:
+    """Finding code -> (code of another finding, note): when that other finding is unassessed, the
+    explanation of this one carries the note and the comparison that decided nothing (findings.md v2:
+    IndeterminateB12 with VitaminB12Deficiency unassessed says "possibly deficient")."""
+    rows = select(ontology_graph(), """SELECT ?code ?other ?note WHERE {
+        ?c skos:notation ?code ; b12:noteWhenUnassessed ?n . ?n b12:whenUnassessed ?o ; b12:noteText ?note .
+        ?o skos:notation ?other }""")
+    out: dict[str, list] = {}
+    for code, other, note in rows:
+        out.setdefault(str(code), []).append((str(other), str(note)))
+    return {k: tuple(sorted(v)) for k, v in out.items()}

@@ -13,7 +13,9 @@ From each rule this module writes its *companion*: the same rule read in Kleene'
 logic, where each positive criterion may be true or undecided and a "no X" may be unassessed:
 - a finding X (true) becomes ``{ X derived } UNION { X unassessed }``;
 - ``?r b12:satisfies ?t`` becomes ``{ ?r b12:satisfies ?t } UNION { ?r b12:undecidedAgainst ?t }``;
-- a sex the criterion needs (``$this b12:sex b12:Female``) may be the unrecorded sex (S3);
+- a sex the criterion needs (``$this b12:sex b12:Female``) may be the unrecorded sex (S3), and a
+  population it needs (``$this b12:inPopulation b12pop:...``) may be one the patient is possibly in
+  (``b12:possiblyInPopulation``: sex or gestation not recorded);
 - the "unassessed X" half of each "no X" is dropped (unless the rule says
   ``b12:negationsDecided true``: its exclusions must be decided false, as OralB12Replacement's);
 - "X not established", contexts, symptoms and ages stay as they are (they are two-valued).
@@ -50,6 +52,7 @@ _POS_FINDING = re.compile(r"\$this b12:hasFinding (\?\w+) \. \1 a (b12:\w+|\?\w+
 _SATISFIES = re.compile(r"(\?\w+) b12:satisfies (\?\w+|b12th:[\w.-]+) \.")
 _NOT_SATISFIES = re.compile(r"(\?\w+) b12:doesNotSatisfy (\?\w+|b12th:[\w.-]+) \.")
 _SEX = re.compile(r"\$this b12:sex b12:(Female|Male) \.")
+_POPULATION = re.compile(r"\$this b12:inPopulation (b12pop:[\w.-]+) \.")
 _NOT_EXISTS = re.compile(r"FILTER NOT EXISTS \{")
 _UNASSESSED_BLOCK = re.compile(r"^\s*\$this b12:unassessed (\?\w+) \. \1 b12:unassessedFinding b12:\w+ \.\s*$")
 _FINDING_BLOCK = re.compile(r"^\s*\$this b12:hasFinding (\?\w+) \. \1 a b12:(\w+) \.\s*$")
@@ -109,6 +112,8 @@ def companion_body(rule: Rule, code: str, *, fires: bool, strict: bool) -> str:
             text = pattern.sub(lambda m, pred=pred: (f"{{ {m[1]} b12:{pred} {m[2]} . }} UNION "
                                                      f"{{ {m[1]} b12:undecidedAgainst {m[2]} . }}"), text)
         text = _SEX.sub(lambda m: f"{{ $this b12:sex b12:{m[1]} . }} UNION {{ $this b12:sex b12:SexNotRecorded . }}", text)
+        text = _POPULATION.sub(lambda m: (f"{{ $this b12:inPopulation {m[1]} . }} UNION "
+                                          f"{{ $this b12:possiblyInPopulation {m[1]} . }}"), text)
         parts.append(text)
     out = "".join(parts)
     own = f"/finding/{code}"
