@@ -61,7 +61,7 @@ RESULT_LITERALS = {B.comparator: "cmp", B.comparedValue: "value", B.comparedUnit
 MAX_DIGITS = 15
 #: result-to-cut-off relations derived by rules/derive.ttl (the "InScenario" ones: sex not recorded, S3)
 COMPARISONS = (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst, B.satisfiesInScenario, B.doesNotSatisfyInScenario,
-               B.undecidedAgainstInScenario, B.missingOwnLimit)
+               B.undecidedAgainstInScenario)
 
 
 # ---------------------------------------------------------------------------------------------
