@@ -12,7 +12,7 @@ from rdflib.plugins.sparql.parser import parseQuery
 
 from .._version import __version__
 from ..api import assess, explanation_store, load_record
-from ..cohort import assess_cohort
+from ..cohort import assess_cohort, output_files
 from ..engines.remote import Endpoint
 from ..errors import B12kgError, InputError
 from ..explain.text import render_text
@@ -158,8 +158,7 @@ def cmd_assess_cohort(args) -> int:
                             write_graph=args.graph, resume=not args.restart, progress=not args.quiet,
                             endpoint=endpoint, engine=args.engine)
     print(summary.text())
-    print(f"outputs in {args.out}: findings.ndjson, findings.csv, rejects.ndjson"
-          + (", inferred.nq" if args.graph else "") + ", summary.json")
+    print(f"outputs in {args.out}: {', '.join(output_files(args.graph))}")
     return 0 if summary.reconciles() else 1
 
 
