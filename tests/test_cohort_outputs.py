@@ -247,3 +247,28 @@ def test_summary_html_renders_its_charts_offline_in_headless_chromium(run, tmp_p
     texts = " ".join(charts["chart-findings"]["texts"])
     assert all(f"({code})" in texts for code in shown)               # a bar per finding found, labelled
     assert f"n={doc['by']['sex']['female']['patients']:,}" in " ".join(charts["chart-sex"]["texts"])
+
+
+def test_query_answers_the_shipped_cohort_counts_over_inferred_nq(tmp_path, capsys):
+    """`b12kg query cohort-counts.rq --graph inferred.nq` loads the knowledge base itself and
+    answers with the counts of summary.json, in the SPARQL 1.1 TSV and JSON results formats."""
+    import pyoxigraph as ox
+
+    from b12kg.cli import main
+    from b12kg.paths import QUERIES_DIR
+
+    path = _csv(tmp_path / "c.csv", 80)
+    out = tmp_path / "out"
+    s = assess_cohort(path, out, workers=1, progress=False, write_graph=True)
+    assert s.findings
+    query = QUERIES_DIR / "explain" / "cohort-counts.rq"
+    for fmt, rformat in (("tsv", ox.QueryResultsFormat.TSV), ("json", ox.QueryResultsFormat.JSON)):
+        assert main(["query", str(query), "--graph", str(out / "inferred.nq"), "--format", fmt]) == 0
+        text = capsys.readouterr().out
+        got = {r["code"].value: int(r["patients"].value)
+               for r in ox.parse_query_results(text.encode(), format=rformat)}
+        assert got == s.findings, fmt
+    bad = tmp_path / "bad.nq"
+    bad.write_text("<a> <b> .\n")
+    assert main(["query", str(query), "--graph", str(bad)]) == 1
+    assert "bad.nq" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pyoxigraph as ox
 from rdflib.plugins.sparql.parser import parseQuery
 
 from .._version import __version__
-from ..api import assess, explanation_store, load_record
+from ..api import assess, explanation_store, graph_store, load_record
 from ..cohort import assess_cohort, output_files
 from ..engines.remote import Endpoint
 from ..errors import B12kgError, InputError
@@ -114,7 +114,10 @@ def cmd_query(args) -> int:
     if problem:
         print(f"{args.query}: refused: {problem}", file=sys.stderr)
         return 1
-    store = None
+    if not args.data and not args.graph:
+        print("query: give record files to assess, or --graph with the inferred.nq of a cohort run", file=sys.stderr)
+        return 2
+    store = graph_store(args.graph) if args.graph else None
     status = 0
     for path in args.data:
         try:
@@ -131,20 +134,14 @@ def cmd_query(args) -> int:
     if store is None:
         return status or 1
     res = store.query(query, use_default_graph_as_union=True)
-    if isinstance(res, ox.QuerySolutions):
-        names = [v.value for v in res.variables]
-        rows = [[("" if s[n] is None else s[n].value) for n in names] for s in res]
+    if isinstance(res, ox.QueryTriples):
+        sys.stdout.buffer.write(res.serialize(format=ox.RdfFormat.N_TRIPLES))
+    else:      # SELECT and ASK: the SPARQL 1.1 Query Results JSON or TSV format
+        fmt = ox.QueryResultsFormat.JSON if args.format == "json" else ox.QueryResultsFormat.TSV
+        sys.stdout.buffer.write(res.serialize(format=fmt))
         if args.format == "json":
-            _print_json([dict(zip(names, r)) for r in rows])
-        else:
-            print("\t".join(names))
-            for r in rows:
-                print("\t".join(r))
-    elif isinstance(res, ox.QueryBoolean):
-        print("true" if bool(res) else "false")
-    else:
-        for t in res:
-            print(f"{t.subject} {t.predicate} {t.object} .")
+            sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
     return status
 
 
@@ -236,10 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     engine_opts(sp)
     sp.set_defaults(func=cmd_explain)
 
-    sp = sub.add_parser("query", help="run a SPARQL query over the knowledge base and assessed records")
+    sp = sub.add_parser("query", help="run a SPARQL query over the knowledge base and assessed records or cohort results")
     sp.add_argument("query", help="a .rq file")
-    sp.add_argument("data", nargs="+", help="record files to assess and load")
-    sp.add_argument("--format", choices=("tsv", "json"), default="tsv")
+    sp.add_argument("data", nargs="*", help="record files to assess and load")
+    sp.add_argument("--graph", action="append", default=[], metavar="NQ",
+                    help="the inferred.nq of an assess-cohort --graph run (repeatable); loaded with the knowledge base")
+    sp.add_argument("--format", choices=("tsv", "json"), default="tsv",
+                    help="SELECT and ASK results in the SPARQL 1.1 TSV or JSON results format (CONSTRUCT: N-Triples)")
     engine_opts(sp)
     sp.set_defaults(func=cmd_query)
 
