@@ -41,8 +41,9 @@ def test_ndjson_bundle_with_a_lone_surrogate_is_refused_and_the_run_completes(tm
     # UnicodeEncodeError and the run stopped.
     line = BUNDLE.read_text(encoding="utf-8").replace("\n", " ")
     bad = line.replace('"p21"', '"\\ud800"', 1)
+    other = line.replace('"p21"', '"p22"')             # another patient (the same id twice is refused)
     path = tmp_path / "b.ndjson"
-    path.write_text(line + "\n" + bad + "\n" + line + "\n", encoding="utf-8")
+    path.write_text(line + "\n" + bad + "\n" + other + "\n", encoding="utf-8")
     s = assess_cohort(path, tmp_path / "out", engine="oxigraph", workers=1, progress=False)
     assert (s.read, s.assessed, s.refused) == (3, 2, 1)
     rej = [json.loads(x) for x in _lines(tmp_path / "out" / "rejects.ndjson")]
@@ -87,7 +88,8 @@ def test_ndjson_lines_broken_in_every_way_are_refused_one_by_one(tmp_path):
         line.replace(b'"Bundle"', b'"Bundle", "resourceType": "Bundle"'),  # duplicate key
     ]
     path = tmp_path / "mixed.ndjson"
-    path.write_bytes(b"\n".join([line] + bad + [line]) + b"\n")
+    other = line.replace(b'"p21"', b'"p22"')          # another patient (the same id twice is refused)
+    path.write_bytes(b"\n".join([line] + bad + [other]) + b"\n")
     s = assess_cohort(path, tmp_path / "out", engine="oxigraph", workers=1, progress=False)
     assert s.read == len(bad) + 2 and s.reconciles()
     rej = [json.loads(x) for x in _lines(tmp_path / "out" / "rejects.ndjson")]
