@@ -161,9 +161,10 @@ def _nquads(ntriples: str, graph: str) -> str:
     return "".join(line[:-1] + f"<{graph}> .\n" for line in ntriples.splitlines() if line)
 
 
-def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Options) -> ChunkReport:
-    """Assess one chunk and write its part files; never raises for a bad record."""
-    report = ChunkReport(index=index, read=len(raws))
+def assess_raws(raws: list[RawRecord], options: Options) -> tuple[list[Assessed], list[dict], str]:
+    """Parse, check and assess raw records: the assessed patients in input order, the refused
+    records (rejects.ndjson entries, a repeated patient id among them: the first one counts) and,
+    when ``options.write_graph``, the input and inferred graphs as N-Quads."""
     records: list[tuple[RawRecord, PatientRecord]] = []
     rejects: list[dict] = []
     first: dict[str, RawRecord] = {}
@@ -187,10 +188,21 @@ def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Option
     by_iri, graph = evaluate([rec for _, rec in records], options) if records else ({}, "")
     assessed = [Assessed(raw.ordinal, raw.ref, rec, by_iri[patient_iri(rec.id, options.base)], {})
                 for raw, rec in records]
+    nquads = ""
+    if options.write_graph:
+        nquads = (_nquads("".join(record_to_ntriples(rec, options.base) for _, rec in records), DATA_GRAPH)
+                  + _nquads(graph, INFERRED_GRAPH))
+    return assessed, rejects, nquads
+
+
+def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Options) -> ChunkReport:
+    """Assess one chunk and write its part files; never raises for a bad record."""
+    report = ChunkReport(index=index, read=len(raws))
+    assessed, rejects, nquads = assess_raws(raws, options)
     ndjson = [patient_outputs(a.record, a.ordinal, a.source, a.found) for a in assessed]
     for a in assessed:
         report.findings.update(a.found.keys())
-    report.assessed = len(records)
+    report.assessed = len(assessed)
     report.refused = len(rejects)
     paths = part_paths(Path(parts), index)
     _write_atomic(paths["ndjson"], "".join(x + "\n" for x in ndjson))
@@ -198,8 +210,7 @@ def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Option
     _write_parquet_atomic(paths["findings"], findings_table(assessed))
     _write_atomic(paths["rejects"], "".join(_reject_line(r) + "\n" for r in rejects))
     if options.write_graph:
-        _write_atomic(paths["graph"], _nquads("".join(record_to_ntriples(rec, options.base) for _, rec in records),
-                                              DATA_GRAPH) + _nquads(graph, INFERRED_GRAPH))
+        _write_atomic(paths["graph"], nquads)
     _write_atomic(paths["done"], json.dumps({"index": index, "read": report.read, "assessed": report.assessed,
                                              "refused": report.refused, "findings": dict(report.findings)}))
     return report
