@@ -29,15 +29,20 @@ def _svg(fig) -> str:
 
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "b12kg"}):
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
     return text[text.index("<svg"):]
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, left: float = 4.6, bottom: float = 0.6, right: float = 0.6):
+    """A figure with fixed margins in inches (the labels of the codes on the left): no layout
+    engine, which would lay every label out again several times."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=96)
+    fig = Figure(figsize=(width + left + right, height + bottom + 0.4), dpi=96)
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - 0.4 / h)
+    return fig
 
 
 def _label(doc: dict, code: str) -> str:
@@ -51,7 +56,7 @@ def _shown_codes(doc: dict) -> list[str]:
 
 
 def _bar_chart(doc: dict, codes: list[str]) -> str:
-    fig = _figure(9, 0.28 * len(codes) + 1.2)
+    fig = _figure(5, 0.22 * len(codes))
     ax = fig.add_subplot()
     pct = [doc["codes"][c]["percent"] or 0 for c in codes]
     una = [doc["codes"][c]["unassessed_percent"] or 0 for c in codes]
@@ -72,13 +77,10 @@ def _bar_chart(doc: dict, codes: list[str]) -> str:
 def _heatmap(doc: dict, dim: str, codes: list[str]) -> str:
     groups = list(doc["by"][dim])
     data = [[doc["by"][dim][g]["codes"][c]["percent"] or 0 for g in groups] for c in codes]
-    fig = _figure(1.2 * len(groups) + 4.5, 0.28 * len(codes) + 1.5)
+    fig = _figure(0.9 * len(groups) + 1.2, 0.22 * len(codes), bottom=0.8)
     ax = fig.add_subplot()
+    # the numbers of each cell are in the table under the chart (a text per cell costs seconds to lay out)
     im = ax.imshow(data, aspect="auto", cmap="Blues", vmin=0, vmax=max([max(r) for r in data] + [1]))
-    for i, row in enumerate(data):
-        for j, v in enumerate(row):
-            ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=7,
-                    color="white" if v > 0.6 * im.get_clim()[1] else "#222")
     ax.set_xticks(range(len(groups)), [f"{g}\nn={doc['by'][dim][g]['patients']:,}" for g in groups], fontsize=8)
     ax.set_yticks(range(len(codes)), [_label(doc, c) for c in codes], fontsize=8)
     ax.set_title(f"% of the patients of each group, by {DIMENSION_TITLES[dim]}", fontsize=10)
@@ -89,7 +91,7 @@ def _heatmap(doc: dict, dim: str, codes: list[str]) -> str:
 def _attrition_chart(doc: dict) -> str:
     a = doc["attrition"]
     rows = [("read", a["read"])] + [(f"refused: {r}", n) for r, n in a["refused"].items()] + [("assessed", a["assessed"])]
-    fig = _figure(9, 0.3 * len(rows) + 1)
+    fig = _figure(5, 0.3 * len(rows))
     ax = fig.add_subplot()
     y = list(range(len(rows)))[::-1]
     ax.barh(y, [n for _, n in rows], color=["#3b75af"] + ["#d9822b"] * (len(rows) - 2) + ["#3b8f3b"])
