@@ -160,3 +160,31 @@ def assess(df, *, profile: str | None = None, base: str = DEFAULT_BASE, persist:
                 .select("patient", "record", *[F.col(f"f.`{f.name}`").alias(f.name) for f in FINDING_FIELDS]))
     rejects = out.where(F.col("error").isNotNull()).select("record", "source", "patient", "error", "issues")
     return SparkResult(patients, findings, rejects)
+
+
+def assess_files(input_path: str, out_dir: str, *, master: str, profile: str | None = None) -> dict:
+    """``assess-cohort --spark MASTER``: read a cohort CSV (every cell as text) or Parquet file or
+    folder through Spark, assess it (``assess``) and write ``patients``, ``findings`` and
+    ``rejects`` as Parquet folders under ``out_dir`` (replacing them). The executors' Python is
+    PYSPARK_PYTHON, this interpreter when unset. Returns the counts."""
+    import os
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    mine = SparkSession.getActiveSession() is None          # a session of the caller's is left running
+    spark = SparkSession.builder.master(master).appName("b12kg assess-cohort").getOrCreate()
+    try:
+        reader = spark.read
+        if str(input_path).lower().endswith(".csv"):
+            df = reader.csv(str(input_path), header=True, inferSchema=False)
+        else:
+            df = reader.parquet(str(input_path))
+        res = assess(df, profile=profile)
+        for name in SparkResult._fields:
+            getattr(res, name).write.mode("overwrite").parquet(f"{out_dir}/{name}")
+        return {"assessed": res.patients.count(), "refused": res.rejects.count()}
+    finally:
+        if mine:
+            spark.stop()

@@ -80,3 +80,20 @@ def test_spark_gives_the_in_process_results_patient_for_patient(spark, tmp_path)
         return "duplicate" if "earlier record" in r["error"] else r["error"].split(":", 1)[-1]
     assert sorted((r["patient"], reason(r)) for r in sp_rejects) == sorted((r["patient"], reason(r)) for r in local_rejects)
     assert len(local_rejects) == len(bad) + 1 and sum(reason(r) == "duplicate" for r in sp_rejects) == 1
+
+
+def test_assess_cohort_on_spark_from_the_command_line(spark, tmp_path):
+    """`b12kg assess-cohort cohort.csv --out DIR --spark local[2]` writes patients/, findings/ and
+    rejects/ as Parquet through Spark, with the in-process path's patient rows."""
+    from b12kg.cli import main
+
+    path = tmp_path / "cohort.csv"
+    with open(path, "w") as fh:
+        write_csv(list(synth.generate(200, seed=32, edge_cases=False)), fh)
+    assert main(["assess-cohort", str(path), "--out", str(tmp_path / "spark"), "--spark", "local[2]", "--quiet"]) == 0
+    assess_cohort(path, tmp_path / "local", progress=False, workers=1)
+    got = pq.read_table(tmp_path / "spark" / "patients").to_pylist()
+    assert _rows(got) == _rows(pq.read_table(tmp_path / "local" / "patients.parquet").to_pylist())
+    assert pq.read_table(tmp_path / "spark" / "rejects").num_rows == 0
+    assert pq.read_table(tmp_path / "spark" / "findings").num_rows == \
+        pq.read_table(tmp_path / "local" / "findings.parquet").num_rows

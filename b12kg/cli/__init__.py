@@ -21,6 +21,7 @@ from ..paths import EXAMPLES_DIR
 from ..rdf.store import load_ntriples
 from ..rdf.terms import DATA_GRAPH, INFERRED_GRAPH
 from ..rules import load_rules
+from ..spark import assess_files
 from ..testing.cases import case_files, run_case
 
 FORMATS = ("text", "json", "turtle", "jsonld")
@@ -146,6 +147,11 @@ def cmd_query(args) -> int:
 
 
 def cmd_assess_cohort(args) -> int:
+    if args.spark:
+        counts = assess_files(args.input, args.out, master=args.spark, profile=args.profile)
+        print(f"assessed {counts['assessed']}, refused {counts['refused']} on Spark ({args.spark}); "
+              f"outputs in {args.out}: patients/, findings/, rejects/ (Parquet)")
+        return 0
     endpoint = None
     if args.endpoint:
 
@@ -269,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--store-endpoint", help="Graph Store Protocol endpoint for loading data (default: INSERT DATA)")
     sp.add_argument("--user", help="user name for HTTP basic authentication")
     sp.add_argument("--password-env", help="name of the environment variable holding the password")
+    sp.add_argument("--spark", metavar="MASTER",
+                    help="run on Spark (local[2], spark://host:7077, yarn, ...): read the CSV or Parquet input and "
+                         "write patients/, findings/ and rejects/ as Parquet through Spark (needs pyspark: the spark extra)")
     sp.set_defaults(func=cmd_assess_cohort)
 
     sp = sub.add_parser("demo", help="assess the bundled example patients")
