@@ -272,3 +272,21 @@ def test_query_answers_the_shipped_cohort_counts_over_inferred_nq(tmp_path, caps
     bad.write_text("<a> <b> .\n")
     assert main(["query", str(query), "--graph", str(bad)]) == 1
     assert "bad.nq" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["long", "bulk", "omop"])
+def test_grouped_inputs_are_planned_for_every_worker(tmp_path, kind):
+    """A bulk export, OMOP tables or a long table of 300 patients is grouped in >= 2 x workers
+    chunks, every patient in one of them once."""
+    from b12kg.cohort.planner import plan_grouped
+    from b12kg.testing import convert
+
+    cases = list(synth.generate(300, seed=9, edge_cases=False))
+    getattr(convert, f"write_{kind}")(cases, tmp_path / kind)
+    for workers in (1, 2):
+        plans = plan_grouped(tmp_path / kind, kind, 10000, tmp_path / f"wd-{workers}", workers)
+        patients = [p for p in plans if not p.orphans]
+        assert len(patients) >= 2 * workers and sum(p.n for p in patients) == 300, [p.n for p in plans]
+        ids = [r.ref for p in patients for r in read_chunk(p)]
+        assert len(ids) == len(set(ids)) == 300
+    assert len(plan_grouped(tmp_path / kind, kind, 10000, tmp_path / "wd-fixed")) == 1     # a fixed size: one chunk

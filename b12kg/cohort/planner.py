@@ -165,12 +165,15 @@ _BUNDLERS = {"bulk": (bulk_bundle, "the export's Patient resources"), "omop": (o
              "long": (long_bundle, "the person table")}
 
 
-def plan_grouped(path: str | Path, kind: str, size: int, workdir: str | Path) -> list[ChunkPlan]:
-    """Group a bulk, OMOP or long input by patient (DuckDB, bounded memory) into ``workdir``."""
+def plan_grouped(path: str | Path, kind: str, size: int, workdir: str | Path, workers: int | None = None) -> list[ChunkPlan]:
+    """Group a bulk, OMOP or long input by patient (DuckDB, bounded memory) into ``workdir``, in
+    chunks of ``size`` patients, or with ``workers`` sized for ``CHUNKS_PER_WORKER`` chunks per
+    worker when the patients allow (never more than ``size``)."""
     wd = Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
+    parts = None if workers is None else CHUNKS_PER_WORKER * max(1, workers)
     try:
-        groups: list[Group] = _PLANNERS[kind](Path(path), size, wd)
+        groups: list[Group] = _PLANNERS[kind](Path(path), size, wd, parts)
     except Exception as exc:
         if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb", "pyarrow"):
             raise

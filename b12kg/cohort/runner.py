@@ -163,7 +163,7 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
         parts = out / ".parts"
         manifest = out / ".parts" / "manifest.json"
         if kind in GROUPED_KINDS:
-            chunking = {"chunk_size": chunk_size or max_records}
+            chunking = {"chunk_size": chunk_size or max_records, "workers": None if chunk_size else n_workers}
         else:
             plans, chunking = plan_input(path, n_workers, max_records, chunk_size)
         fp = _fingerprint(path, options, chunking)
@@ -179,7 +179,7 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
         manifest.write_text(json.dumps({"fingerprint": fp, "input": str(path), "chunking": chunking}))
         summary = Summary(input=str(path), out_dir=str(out), workers=n_workers)
         if kind in GROUPED_KINDS:
-            plans = plan_grouped(path, kind, chunking["chunk_size"], parts / "grouped")
+            plans = plan_grouped(path, kind, chunking["chunk_size"], parts / "grouped", chunking["workers"])
         bar = None
         if progress:
             from tqdm import tqdm
