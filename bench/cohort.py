@@ -2,13 +2,14 @@
 
 - **row**: `b12kg assess-cohort` as shipped (per-record parsing, the compiled rules, NDJSON and the
   Parquet/CSV analyst tables, summary.json and summary.html), end to end from process start;
+- **spark**: `b12kg assess-cohort --spark local[2]` (b12kg.spark: the same worker code per Arrow
+  batch on Spark executors), CSV in, Parquet folders out, the JVM in the measured tree;
 - **floor**: polars reading the same CSV and writing it as Parquet, in a fresh process (process
   start included): what reading and writing the same data costs at the least.
 
 Patients/s, peak memory of the process tree (PSS and RSS summed, sampled by bench/run.py's
 Sampler) and the ratio of each path to the floor, all from this one run. It asserts nothing.
-The columnar path and Spark are not built yet (notes/cohort.md says what they need); their rows
-say so.
+The columnar path is not built yet (notes/cohort.md says what it needs); its row says so.
 
     python bench/cohort.py --sizes 100000,1000000 --out bench/cohort-results.md
 """
@@ -29,8 +30,7 @@ FLOOR = ("import sys, polars as pl\n"
          "pl.read_csv(sys.argv[1], infer_schema_length=0).write_parquet(sys.argv[2])\n")
 NOT_BUILT = {"columnar": "the columnar path (Arrow in, the compiled program on Arrow batches) is not built: "
                         "it needs a compiled-engine batch built from columns (b12kg/engines/compiled.py, "
-                        "which this branch may not edit); see notes/cohort.md",
-             "spark": "b12kg.spark is not built (it runs the columnar path per Arrow batch); see notes/cohort.md"}
+                        "which this branch may not edit); see notes/cohort.md"}
 
 
 def run_row(size: int, csv: Path) -> dict:
@@ -41,6 +41,14 @@ def run_row(size: int, csv: Path) -> dict:
     sizes = {p.name: p.stat().st_size for p in out.iterdir()} if out.exists() else {}
     return {**m, "path": "row", "size": size, "chunks": summary.get("chunks"), "workers": summary.get("workers"),
             "runner_seconds": summary.get("seconds"), "files": sizes}
+
+
+def run_spark(size: int, csv: Path) -> dict:
+    out = OUT / f"cohort-spark-{size}"
+    env = dict(os.environ, PYSPARK_PYTHON=PY, PYSPARK_DRIVER_PYTHON=PY)
+    m = measure([PY, "-m", "b12kg.cli", "assess-cohort", str(csv), "--out", str(out), "--spark", "local[2]"],
+                log=OUT / f"cohort-spark-{size}.log", env=env)
+    return {**m, "path": "spark", "size": size}
 
 
 def run_floor(size: int, csv: Path) -> dict:
@@ -73,6 +81,8 @@ def report(rows: list[dict], sizes: list[int], started: str) -> str:
         if r["path"] == "row":
             note = (f"{r['chunks']} chunks on {r['workers']} workers; runner's own time {r['runner_seconds']:.1f} s; "
                     + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(r["files"].items())))
+        elif r["path"] == "spark":
+            note = "local[2], one JVM and its Python workers; Parquet folders out (no NDJSON, no summary)"
         elif r["path"] == "floor":
             note = "polars read_csv (all columns as text) + write_parquet, process start included"
         out.append(f"| {r['path']} | {r['size']:,} | {r['wall']:.2f} | {r['size'] / r['wall']:,.0f} | "
@@ -92,7 +102,7 @@ def main(argv=None) -> int:
     rows = []
     for size in sizes:
         csv = cohort_csv(size, SEED)
-        for fn in (run_floor, run_row):
+        for fn in (run_floor, run_row, run_spark):
             r = fn(size, csv)
             print(f"  {r['path']} {size}: {r['wall']:.1f} s, rc {r['rc']}", flush=True)
             rows.append(r)
