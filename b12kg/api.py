@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .engines import ENGINES, get as get_engine
-from .explain.assemble import assessment_of, explanation_store
+from .explain.assemble import assessment_of, explanation_store, graph_store
 from .explain.model import Assessment
 from .inputs import load_record
 from .inputs.files import MAX_INPUT_BYTES, read_file
@@ -16,7 +16,7 @@ from .rdf.patient import record_to_ntriples
 from .rdf.store import run_query
 from .rdf.terms import DEFAULT_BASE
 
-__all__ = ["ENGINES", "MAX_INPUT_BYTES", "assess", "explanation_store", "infer", "load_record", "read_file", "run_query"]
+__all__ = ["ENGINES", "MAX_INPUT_BYTES", "assess", "explanation_store", "graph_store", "infer", "load_record", "read_file", "run_query"]
 
 
 def assess(record: Any, *, profile: str | None = None, engine: str = "oxigraph",

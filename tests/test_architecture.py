@@ -27,7 +27,7 @@ LAYERS = (
     ("b12kg.rules",),
     ("b12kg.engines",),
     ("b12kg.explain",),
-    ("b12kg.cohort",),
+    ("b12kg.cohort", "b12kg.spark"),
     ("b12kg.api",),
     ("b12kg.testing",),
     ("b12kg.cli", "b12kg.build", "b12kg.__main__"),

@@ -18,9 +18,10 @@ import copy
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
-from b12kg.cohort import assess_cohort
+from b12kg.cohort import assess_cohort, output_files
 from b12kg.errors import B12kgError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,8 +41,9 @@ def test_ndjson_bundle_with_a_lone_surrogate_is_refused_and_the_run_completes(tm
     # UnicodeEncodeError and the run stopped.
     line = BUNDLE.read_text(encoding="utf-8").replace("\n", " ")
     bad = line.replace('"p21"', '"\\ud800"', 1)
+    other = line.replace('"p21"', '"p22"')             # another patient (the same id twice is refused)
     path = tmp_path / "b.ndjson"
-    path.write_text(line + "\n" + bad + "\n" + line + "\n", encoding="utf-8")
+    path.write_text(line + "\n" + bad + "\n" + other + "\n", encoding="utf-8")
     s = assess_cohort(path, tmp_path / "out", engine="oxigraph", workers=1, progress=False)
     assert (s.read, s.assessed, s.refused) == (3, 2, 1)
     rej = [json.loads(x) for x in _lines(tmp_path / "out" / "rejects.ndjson")]
@@ -86,7 +88,8 @@ def test_ndjson_lines_broken_in_every_way_are_refused_one_by_one(tmp_path):
         line.replace(b'"Bundle"', b'"Bundle", "resourceType": "Bundle"'),  # duplicate key
     ]
     path = tmp_path / "mixed.ndjson"
-    path.write_bytes(b"\n".join([line] + bad + [line]) + b"\n")
+    other = line.replace(b'"p21"', b'"p22"')          # another patient (the same id twice is refused)
+    path.write_bytes(b"\n".join([line] + bad + [other]) + b"\n")
     s = assess_cohort(path, tmp_path / "out", engine="oxigraph", workers=1, progress=False)
     assert s.read == len(bad) + 2 and s.reconciles()
     rej = [json.loads(x) for x in _lines(tmp_path / "out" / "rejects.ndjson")]
@@ -203,9 +206,9 @@ def check_cohort_outputs(out: Path, recs: list[dict], bad: dict[str, dict], summ
         assert any(i["field"] == field or i["field"].endswith(f"column {key}") for i in rej["issues"]), (field, rej)
         assert rej["error"]
     assert {by_ordinal[r["record"]]["id"] for r in rejects} == set(bad)
-    rows = (out / "findings.csv").read_text(encoding="utf-8").splitlines()
-    assert rows[0].startswith("patient,record,code")
-    assert len(rows) - 1 == sum(len(f["findings"]) for f in findings)
+    long = pq.read_table(out / "findings.parquet", columns=["patient", "code"]).to_pylist()
+    assert len({(r["patient"], r["code"]) for r in long}) == sum(len(f["findings"]) for f in findings)
+    assert pq.read_table(out / "patients.parquet", columns=["patient"]).column("patient").to_pylist() == good_ids
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +234,7 @@ def test_corrupt_records_are_refused_with_their_reason_and_every_good_one_is_ass
     path, recs, bad, out, s = cohort
     assert s.reconciles() and len(bad) == N_GOOD // 100
     check_cohort_outputs(out, recs, bad, asdict(s))
-    assert sorted(p.name for p in out.iterdir()) == ["findings.csv", "findings.ndjson", "rejects.ndjson", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == output_files()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +282,7 @@ def test_a_run_killed_midway_and_rerun_gives_the_outputs_of_an_uninterrupted_run
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["resumed_chunks"] >= n_done
-    assert sorted(p.name for p in out.iterdir()) == ["findings.csv", "findings.ndjson", "rejects.ndjson", "summary.json"]
-    for name in ("findings.ndjson", "findings.csv", "rejects.ndjson"):
+    assert sorted(p.name for p in out.iterdir()) == output_files()
+    for name in ("findings.ndjson", "patients.csv", "patients.parquet", "findings.parquet", "rejects.ndjson"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     check_cohort_outputs(out, recs, bad, summary)

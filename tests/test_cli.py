@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyoxigraph as ox
 import pytest
 
 from b12kg.cli import main
@@ -81,8 +82,10 @@ def test_explain_one_finding(capsys):
 def test_query_runs_a_query_file_over_assessed_records(capsys):
     code, out, _ = run(capsys, "query", ROOT / "queries" / "explain" / "cohort-counts.rq", P03, BUNDLE)
     assert code == 0
-    rows = dict(line.split("\t") for line in out.strip().splitlines()[1:])
-    assert rows["VitaminB12Deficiency"] == "2" and rows["IronDeficiencyMaskingRisk"] == "1"
+    # the SPARQL 1.1 TSV results format, read back by pyoxigraph's parser
+    res = ox.parse_query_results(out.encode(), format=ox.QueryResultsFormat.TSV)
+    rows = {s["code"].value: int(s["patients"].value) for s in res}
+    assert rows["VitaminB12Deficiency"] == 2 and rows["IronDeficiencyMaskingRisk"] == 1
 
 
 def test_cases_counts_and_exit_code(capsys, tmp_path):

@@ -58,8 +58,8 @@ def test_csv_cohort_equals_the_single_patient_path(cohort_csv, tmp_path):
 def test_compiled_and_oxigraph_cohort_outputs_are_identical(cohort_csv, tmp_path):
     assess_cohort(cohort_csv, tmp_path / "c", engine="compiled", workers=1, chunk_size=250, progress=False, write_graph=True)
     assess_cohort(cohort_csv, tmp_path / "o", engine="oxigraph", workers=1, chunk_size=250, progress=False, write_graph=True)
-    for name in ("findings.ndjson", "findings.csv"):
-        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "o" / name).read_bytes()
+    for name in ("findings.ndjson", "patients.csv", "patients.parquet", "findings.parquet"):
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "o" / name).read_bytes(), name
     assert set((tmp_path / "c" / "inferred.nq").read_text().splitlines()) == \
         set((tmp_path / "o" / "inferred.nq").read_text().splitlines())
 
@@ -122,9 +122,13 @@ def test_ndjson_of_fhir_bundles(tmp_path):
 
 def test_folder_of_records(tmp_path):
     s = assess_cohort(SHARED, tmp_path / "out", workers=2, chunk_size=16, progress=False)
-    assert (s.read, s.assessed, s.refused) == (61, 51, 10)      # 50 valid cases, 10 invalid, 1 FHIR Bundle file
+    # 50 valid cases, 10 invalid, 1 FHIR Bundle file: fhir/p21-... is read first, so the case file
+    # of the same patient (valid/p21-fhir-bundle-...) is refused as a duplicate id
+    assert (s.read, s.assessed, s.refused, s.duplicates) == (61, 50, 11, 1)
     rejects = lines(tmp_path / "out" / "rejects.ndjson")
-    assert all("/invalid/" in r["source"] for r in rejects)
+    dup = [r for r in rejects if "/invalid/" not in r["source"]]
+    assert [(r["patient"], Path(r["source"]).parent.name) for r in dup] == [("p21", "valid")]
+    assert "fhir/p21-dual-deficiency.bundle.json" in dup[0]["error"] and "first one counts" in dup[0]["error"]
 
 
 def test_rerun_resumes_from_finished_parts_and_restart_starts_over(cohort_csv, tmp_path):

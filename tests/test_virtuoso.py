@@ -82,7 +82,7 @@ def virtuoso(tmp_path_factory):
 
 
 def _same(a: Path, b: Path, graph: bool = False) -> None:
-    for name in ("findings.ndjson", "findings.csv", "rejects.ndjson"):
+    for name in ("findings.ndjson", "patients.csv", "rejects.ndjson"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     if graph:
         assert sorted((a / "inferred.nq").read_text().splitlines()) == sorted((b / "inferred.nq").read_text().splitlines())

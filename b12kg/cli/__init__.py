@@ -11,8 +11,8 @@ import pyoxigraph as ox
 from rdflib.plugins.sparql.parser import parseQuery
 
 from .._version import __version__
-from ..api import assess, explanation_store, load_record
-from ..cohort import assess_cohort
+from ..api import assess, explanation_store, graph_store, load_record
+from ..cohort import assess_cohort, output_files
 from ..engines.remote import Endpoint
 from ..errors import B12kgError, InputError
 from ..explain.text import render_text
@@ -21,6 +21,7 @@ from ..paths import EXAMPLES_DIR
 from ..rdf.store import load_ntriples
 from ..rdf.terms import DATA_GRAPH, INFERRED_GRAPH
 from ..rules import load_rules
+from ..spark import assess_files
 from ..testing.cases import case_files, run_case
 
 FORMATS = ("text", "json", "turtle", "jsonld")
@@ -114,7 +115,10 @@ def cmd_query(args) -> int:
     if problem:
         print(f"{args.query}: refused: {problem}", file=sys.stderr)
         return 1
-    store = None
+    if not args.data and not args.graph:
+        print("query: give record files to assess, or --graph with the inferred.nq of a cohort run", file=sys.stderr)
+        return 2
+    store = graph_store(args.graph) if args.graph else None
     status = 0
     for path in args.data:
         try:
@@ -131,24 +135,23 @@ def cmd_query(args) -> int:
     if store is None:
         return status or 1
     res = store.query(query, use_default_graph_as_union=True)
-    if isinstance(res, ox.QuerySolutions):
-        names = [v.value for v in res.variables]
-        rows = [[("" if s[n] is None else s[n].value) for n in names] for s in res]
+    if isinstance(res, ox.QueryTriples):
+        sys.stdout.buffer.write(res.serialize(format=ox.RdfFormat.N_TRIPLES))
+    else:      # SELECT and ASK: the SPARQL 1.1 Query Results JSON or TSV format
+        fmt = ox.QueryResultsFormat.JSON if args.format == "json" else ox.QueryResultsFormat.TSV
+        sys.stdout.buffer.write(res.serialize(format=fmt))
         if args.format == "json":
-            _print_json([dict(zip(names, r)) for r in rows])
-        else:
-            print("\t".join(names))
-            for r in rows:
-                print("\t".join(r))
-    elif isinstance(res, ox.QueryBoolean):
-        print("true" if bool(res) else "false")
-    else:
-        for t in res:
-            print(f"{t.subject} {t.predicate} {t.object} .")
+            sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
     return status
 
 
 def cmd_assess_cohort(args) -> int:
+    if args.spark:
+        counts = assess_files(args.input, args.out, master=args.spark, profile=args.profile)
+        print(f"assessed {counts['assessed']}, refused {counts['refused']} on Spark ({args.spark}); "
+              f"outputs in {args.out}: patients/, findings/, rejects/ (Parquet)")
+        return 0
     endpoint = None
     if args.endpoint:
 
@@ -158,8 +161,7 @@ def cmd_assess_cohort(args) -> int:
                             write_graph=args.graph, resume=not args.restart, progress=not args.quiet,
                             endpoint=endpoint, engine=args.engine)
     print(summary.text())
-    print(f"outputs in {args.out}: findings.ndjson, findings.csv, rejects.ndjson"
-          + (", inferred.nq" if args.graph else "") + ", summary.json")
+    print(f"outputs in {args.out}: {', '.join(output_files(args.graph))}")
     return 0 if summary.reconciles() else 1
 
 
@@ -237,10 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     engine_opts(sp)
     sp.set_defaults(func=cmd_explain)
 
-    sp = sub.add_parser("query", help="run a SPARQL query over the knowledge base and assessed records")
+    sp = sub.add_parser("query", help="run a SPARQL query over the knowledge base and assessed records or cohort results")
     sp.add_argument("query", help="a .rq file")
-    sp.add_argument("data", nargs="+", help="record files to assess and load")
-    sp.add_argument("--format", choices=("tsv", "json"), default="tsv")
+    sp.add_argument("data", nargs="*", help="record files to assess and load")
+    sp.add_argument("--graph", action="append", default=[], metavar="NQ",
+                    help="the inferred.nq of an assess-cohort --graph run (repeatable); loaded with the knowledge base")
+    sp.add_argument("--format", choices=("tsv", "json"), default="tsv",
+                    help="SELECT and ASK results in the SPARQL 1.1 TSV or JSON results format (CONSTRUCT: N-Triples)")
     engine_opts(sp)
     sp.set_defaults(func=cmd_query)
 
@@ -270,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--store-endpoint", help="Graph Store Protocol endpoint for loading data (default: INSERT DATA)")
     sp.add_argument("--user", help="user name for HTTP basic authentication")
     sp.add_argument("--password-env", help="name of the environment variable holding the password")
+    sp.add_argument("--spark", metavar="MASTER",
+                    help="run on Spark (local[2], spark://host:7077, yarn, ...): read the CSV or Parquet input and "
+                         "write patients/, findings/ and rejects/ as Parquet through Spark (needs pyspark: the spark extra)")
     sp.set_defaults(func=cmd_assess_cohort)
 
     sp = sub.add_parser("demo", help="assess the bundled example patients")

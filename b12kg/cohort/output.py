@@ -1,4 +1,4 @@
-"""Per-patient output of the cohort engine: one NDJSON line and its CSV rows. Each finding is
+"""Per-patient output of the cohort engine: one NDJSON line. Each finding is
 written in the one JSON shape of a finding (schema/finding.schema.json, as ``assess --format
 json`` writes it), with the fields a cohort needs: code, kind, rule_ids, evidence (as given and
 as compared), thresholds (id, limits, compared_limit, source, verification), based_on, context
@@ -6,8 +6,8 @@ and actions.
 
 Every patient's findings share their provenance (rule, cut-offs, earlier findings, context,
 actions) with many other patients; only the results' values are the patient's own. So the JSON
-and CSV text of each provenance is built once and cached, and a patient's line is assembled from
-the cached pieces and the text of its own results. The line is byte for byte what
+text of each provenance is built once and cached, and a patient's line is assembled from
+the cached pieces and the JSON of its own results. The line is byte for byte what
 ``json.dumps(doc, ensure_ascii=False, separators=(",", ":"))`` gives for the same document
 (tested)."""
 
@@ -18,7 +18,6 @@ import json
 from typing import Any
 
 from ..engines.base import Provenance
-from ..explain.text import given_text
 from ..inputs.record import PatientRecord
 from ..kb import finding_classes, label_table, threshold_table
 from ..units import format_decimal
@@ -51,9 +50,9 @@ def _tables():
 
 
 @functools.lru_cache(maxsize=200_000)
-def _static(p: Provenance, units: frozenset) -> tuple[str, str, list[str], str]:
-    """(JSON before the evidence, JSON after it, the CSV cells after the evidence cell, the CSV
-    cells before it joined) for a provenance and the units its results were compared in."""
+def _static(p: Provenance, units: frozenset) -> tuple[str, str]:
+    """(JSON before the evidence, JSON after it) for a provenance and the units its results were
+    compared in."""
     classes, ths, labels = _tables()
     thresholds = []
     for t in p.thresholds:
@@ -69,38 +68,23 @@ def _static(p: Provenance, units: frozenset) -> tuple[str, str, list[str], str]:
     if p.actions:
         tail += ',"actions":' + _dumps(sorted(labels.get(a, a) for a in p.actions))
     tail += "}"
-    th_text = "; ".join(f"{t['compared_limit'] or ' or '.join(t['limits'])} ({t['source']})" for t in thresholds)
-    return head, tail, [th_text, " ".join(p.findings)], " ".join(p.rules)
+    return head, tail
 
 
-def patient_outputs(rec: PatientRecord, ordinal: int, ref: str, found: dict[str, Provenance]) -> tuple[str, list[list[str]]]:
-    """The patient's NDJSON line (without newline) and CSV rows."""
-    classes = finding_classes()
+def patient_outputs(rec: PatientRecord, ordinal: int, ref: str, found: dict[str, Provenance]) -> str:
+    """The patient's NDJSON line (without newline)."""
     ev_json: dict[str, str] = {}
-    ev_text: dict[str, str] = {}
     parts = []
-    rows = []
-    pid = rec.id
-    record = str(ordinal)
     for code in sorted(found):
         p = found[code]
         keys = [k for k in p.results if k in rec.results]
         units = frozenset(rec.results[k].compared_unit for k in keys if rec.results[k].qualitative is None)
-        head, tail, csv_tail, rules_text = _static(p, units)
+        head, tail = _static(p, units)
         items = []
-        texts = []
         for k in keys:
             if k not in ev_json:
-                e = evidence_dict(rec, k)
-                ev_json[k] = _dumps(e)
-                ev_text[k] = given_text(k, e["value_as_given"], e.get("unit_as_given"))
+                ev_json[k] = _dumps(evidence_dict(rec, k))
             items.append(ev_json[k])
-            texts.append(ev_text[k])
         parts.append(head + ",".join(items) + tail)
-        rows.append([pid, record, code, classes[code]["kind"], rules_text, "; ".join(texts)] + csv_tail)
-    line = ('{"patient":' + _dumps(pid) + ',"record":' + record + ',"source":' + _dumps(ref) + ',"profile":'
+    return ('{"patient":' + _dumps(rec.id) + ',"record":' + str(ordinal) + ',"source":' + _dumps(ref) + ',"profile":'
             + _dumps(rec.profile) + ',"findings":[' + ",".join(parts) + '],"notes":' + _dumps(rec.notes) + "}")
-    return line, rows
-
-
-CSV_HEADER = ["patient", "record", "code", "kind", "rules", "evidence", "thresholds", "based_on"]

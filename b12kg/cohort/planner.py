@@ -165,12 +165,15 @@ _BUNDLERS = {"bulk": (bulk_bundle, "the export's Patient resources"), "omop": (o
              "long": (long_bundle, "the person table")}
 
 
-def plan_grouped(path: str | Path, kind: str, size: int, workdir: str | Path) -> list[ChunkPlan]:
-    """Group a bulk, OMOP or long input by patient (DuckDB, bounded memory) into ``workdir``."""
+def plan_grouped(path: str | Path, kind: str, size: int, workdir: str | Path, workers: int | None = None) -> list[ChunkPlan]:
+    """Group a bulk, OMOP or long input by patient (DuckDB, bounded memory) into ``workdir``, in
+    chunks of ``size`` patients, or with ``workers`` sized for ``CHUNKS_PER_WORKER`` chunks per
+    worker when the patients allow (never more than ``size``)."""
     wd = Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
+    parts = None if workers is None else CHUNKS_PER_WORKER * max(1, workers)
     try:
-        groups: list[Group] = _PLANNERS[kind](Path(path), size, wd)
+        groups: list[Group] = _PLANNERS[kind](Path(path), size, wd, parts)
     except Exception as exc:
         if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb", "pyarrow"):
             raise
@@ -178,7 +181,36 @@ def plan_grouped(path: str | Path, kind: str, size: int, workdir: str | Path) ->
     return [ChunkPlan(g.index, g.first, "grouped", g.path, n=g.n, source=kind, orphans=g.orphans) for g in groups]
 
 
-def plan_chunks(path: str | Path, size: int) -> Iterator[ChunkPlan]:
+#: chunks per worker when the chunk size is planned from the input: at least 2 (every worker busy
+#: until near the end, a progress bar that moves), more to even out chunks of unequal cost
+CHUNKS_PER_WORKER = 4
+#: the smallest planned chunk of a CSV or NDJSON file, in bytes (a chunk costs a task and five
+#: part files: a tiny cohort is not cut finer than this)
+MIN_CHUNK_BYTES = 8 << 10
+
+
+def plan_input(path: str | Path, workers: int, max_records: int, chunk_size: int | None = None) -> tuple[list[ChunkPlan], dict]:
+    """The chunks of a CSV, NDJSON or folder input: ``chunk_size`` records each when given, else
+    sized to the input and the workers, ``CHUNKS_PER_WORKER`` chunks per worker when the input
+    allows (by bytes for a file, by count for a folder) and never more than ``max_records``
+    records (bounded memory whatever the input's size). Returns the plans and what they were
+    planned with (for the resume fingerprint)."""
+    p = Path(path)
+    parts = CHUNKS_PER_WORKER * max(1, workers)
+    if chunk_size is not None:
+        key = {"chunk_size": chunk_size}
+        return list(plan_chunks(p, chunk_size)), key
+    if input_kind(p) == "folder":
+        n = sum(1 for _ in read_folder(p))
+        size = max(1, min(max_records, -(-n // parts)))
+        return list(plan_chunks(p, size)), {"chunk_size": size}
+    max_bytes = max(MIN_CHUNK_BYTES, -(-p.stat().st_size // parts))
+    return list(plan_chunks(p, max_records, max_bytes)), {"chunk_size": max_records, "chunk_bytes": max_bytes}
+
+
+def plan_chunks(path: str | Path, size: int, max_bytes: int | None = None) -> Iterator[ChunkPlan]:
+    """Chunks of ``size`` records, a chunk of a file also ending at the first record boundary at or
+    after ``max_bytes`` bytes."""
     p = Path(path)
     kind = input_kind(p)
     if kind == "folder":
@@ -217,7 +249,7 @@ def plan_chunks(path: str | Path, size: int) -> Iterator[ChunkPlan]:
                     start, start_line = offset, lineno + 1
                 continue
             n += 1
-            if n == size:
+            if n == size or (max_bytes is not None and offset - start >= max_bytes):
                 yield ChunkPlan(index, first, kind, str(p), start, offset, start_line, header, n=n)
                 index += 1
                 first += n

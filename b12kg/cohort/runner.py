@@ -1,6 +1,13 @@
-"""Assess a cohort: stream the input in chunks to a pool of worker processes, write findings per
-patient (NDJSON and CSV), refused records (NDJSON, each with its reason) and optionally the
-inferred graph (N-Quads, input and inferred triples in their own named graphs).
+"""Assess a cohort: stream the input in chunks to a pool of worker processes and write
+
+- ``findings.ndjson``: per patient, its findings in the single-patient JSON shape;
+- ``patients.parquet`` and ``patients.csv``: one row per assessed patient (``tables.patient_table``);
+- ``findings.parquet``: the findings in long form with their evidence (``tables.findings_table``);
+- ``rejects.ndjson``: refused records, each with its reason and, when one was read, patient id;
+  a record whose patient id an earlier record has is refused (the first one counts);
+- ``summary.json`` and ``summary.html``: counts and percentages per finding code, overall and by
+  sex, age band and pregnancy, and the attrition (read, refused by reason, duplicates, assessed);
+- optionally ``inferred.nq``: the input and inferred graphs (N-Quads, each in its named graph).
 
 Every output file is written whole or not at all: workers write one part file per chunk
 atomically (write, fsync, rename), and the final files are assembled from the parts and renamed
@@ -22,17 +29,32 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
 from .._version import __version__
 from ..engines import compiled
 from ..errors import B12kgError
 from ..inputs.csv import check_csv_header
-from ..kb import vocabulary
+from ..kb import finding_classes, vocabulary
+from ..rdf.terms import patient_iri
 from ..rules import load_rules
-from .output import CSV_HEADER
-from .planner import GROUPED_KINDS, ChunkPlan, csv_header, input_kind, plan_chunks, plan_grouped, read_chunk
-from .worker import ChunkReport, Options, part_paths, process_chunk
+from .planner import GROUPED_KINDS, ChunkPlan, csv_header, input_kind, plan_grouped, plan_input, read_chunk
+from .report import summary_html
+from .tables import FINDINGS_SCHEMA, finding_codes, patient_schema, summarise
+from .worker import ChunkReport, Options, _reject_line, duplicate_reject, part_paths, process_chunk, reject_reason
 
-OUTPUTS = {"ndjson": "findings.ndjson", "csv": "findings.csv", "rejects": "rejects.ndjson", "graph": "inferred.nq"}
+#: the output files, by the name of their part (worker.part_paths)
+OUTPUTS = {"ndjson": "findings.ndjson", "patients": "patients.parquet", "patients_csv": "patients.csv",
+           "findings": "findings.parquet", "rejects": "rejects.ndjson", "graph": "inferred.nq"}
+SUMMARY_FILES = ("summary.json", "summary.html")
+
+
+def output_files(write_graph: bool = False) -> list[str]:
+    """The names of the files a finished run leaves in its output folder, sorted."""
+    return sorted([n for k, n in OUTPUTS.items() if k != "graph" or write_graph] + list(SUMMARY_FILES))
 
 
 @dataclass
@@ -42,10 +64,15 @@ class Summary:
     read: int = 0
     assessed: int = 0
     refused: int = 0
+    duplicates: int = 0
     chunks: int = 0
     resumed_chunks: int = 0
+    workers: int = 0
     seconds: float = 0.0
-    findings: dict = field(default_factory=dict)
+    findings: dict = field(default_factory=dict)        # code -> patients with it (codes found)
+    attrition: dict = field(default_factory=dict)       # read, refused (by reason), duplicates, assessed
+    codes: dict = field(default_factory=dict)           # every code: label, kind, counts and percentages
+    by: dict = field(default_factory=dict)              # sex, age_band, pregnancy -> group -> counts
 
     def reconciles(self) -> bool:
         return self.read == self.assessed + self.refused
@@ -64,12 +91,12 @@ def run_plan(plan: ChunkPlan, parts: str, options: Options) -> ChunkReport:
     return process_chunk(plan.index, read_chunk(plan), parts, options)
 
 
-def _fingerprint(path: Path, options: Options, chunk_size: int) -> str:
+def _fingerprint(path: Path, options: Options, chunking) -> str:
     """What a resumed run must share with the run that wrote the parts: the input's CONTENT (not
     its size and time: an input edited in place with both kept resumed from stale parts), the
-    options, the chunk size and the b12kg version."""
+    options, how the chunks were planned and the b12kg version."""
     h = hashlib.sha256()
-    h.update(f"{path.resolve()}|{chunk_size}|{__version__}".encode())
+    h.update(f"{path.resolve()}|{json.dumps(chunking, sort_keys=True)}|{__version__}".encode())
     h.update(json.dumps({k: v for k, v in asdict(options).items() if k != "endpoint"}, sort_keys=True, default=str).encode())
     if options.endpoint is not None:
         h.update(str(options.endpoint).encode())
@@ -115,11 +142,13 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
     module docstring for the outputs. ``engine`` runs the rules compiled to array operations
     ("compiled", the default) or as SPARQL updates on pyoxigraph ("oxigraph"); ``endpoint`` runs
     them as SPARQL updates inside a remote SPARQL 1.1 store instead. ``kind`` names the input's
-    kind (csv, ndjson, folder, bulk, omop, long) instead of detecting it (planner.input_kind)."""
+    kind (csv, ndjson, folder, bulk, omop, long) instead of detecting it (planner.input_kind).
+    ``chunk_size`` fixes the records per chunk; by default chunks are sized to the input and the
+    workers (planner.plan_input)."""
     if engine not in ("compiled", "oxigraph"):
         raise B12kgError(f"engine {engine!r} is not compiled or oxigraph")
-    if chunk_size is None:
-        chunk_size = 10000 if engine == "compiled" and endpoint is None else 2000
+    max_records = 10000 if engine == "compiled" and endpoint is None else 2000
+    n_workers = workers or os.cpu_count() or 1
     path = Path(input_path)
     out = Path(out_dir)
     kind = input_kind(path, kind)
@@ -133,7 +162,11 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
     with _locked(out):
         parts = out / ".parts"
         manifest = out / ".parts" / "manifest.json"
-        fp = _fingerprint(path, options, chunk_size)
+        if kind in GROUPED_KINDS:
+            chunking = {"chunk_size": chunk_size or max_records, "workers": None if chunk_size else n_workers}
+        else:
+            plans, chunking = plan_input(path, n_workers, max_records, chunk_size)
+        fp = _fingerprint(path, options, chunking)
         if parts.exists():
             old = None
             try:
@@ -143,12 +176,10 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
             if not resume or old is None or old.get("fingerprint") != fp:
                 shutil.rmtree(parts)
         parts.mkdir(exist_ok=True)
-        manifest.write_text(json.dumps({"fingerprint": fp, "input": str(path), "chunk_size": chunk_size}))
-        summary = Summary(input=str(path), out_dir=str(out))
+        manifest.write_text(json.dumps({"fingerprint": fp, "input": str(path), "chunking": chunking}))
+        summary = Summary(input=str(path), out_dir=str(out), workers=n_workers)
         if kind in GROUPED_KINDS:
-            plans = plan_grouped(path, kind, chunk_size, parts / "grouped")
-        else:
-            plans = list(plan_chunks(path, chunk_size))
+            plans = plan_grouped(path, kind, chunking["chunk_size"], parts / "grouped", chunking["workers"])
         bar = None
         if progress:
             from tqdm import tqdm
@@ -156,18 +187,14 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
             bar = tqdm(total=sum(p.n for p in plans), unit="patient", smoothing=0.1, dynamic_ncols=True)
         t0 = time.perf_counter()
         reports: dict[int, ChunkReport] = {}
-        counts: Counter = Counter()
-
-        assembler = _Assembler(parts, out, write_graph)
+        assembler = _Assembler(parts, out, write_graph, options.base)
 
         def done(r: ChunkReport) -> None:
             reports[r.index] = r
-            counts.update(r.findings)
             assembler.advance(reports.keys())
             if bar is not None:
                 bar.update(r.read)
 
-        n_workers = workers or os.cpu_count() or 1
         if engine == "compiled" and endpoint is None:
             # Compile once here: forked workers inherit the program instead of each parsing the rules.
             compiled.program()
@@ -191,20 +218,41 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
             if bar is not None:
                 bar.close()
             summary.chunks = len(plans)
-            for r in reports.values():
-                summary.read += r.read
-                summary.assessed += r.assessed
-                summary.refused += r.refused
-            summary.findings = dict(counts)
+            summary.read = sum(r.read for r in reports.values())
             assembler.finish(len(plans))
         except BaseException:
             assembler.abort()          # no half-written output file is left; finished parts stay for resume
             raise
+        summary.refused = sum(assembler.refused.values())
+        summary.duplicates = assembler.refused.get(DUPLICATE, 0)
+        summary.assessed = assembler.assessed
+        summary.attrition = {"read": summary.read,
+                             "refused": dict(sorted(assembler.refused.items(), key=lambda x: (-x[1], x[0]))),
+                             "duplicates": summary.duplicates, "assessed": summary.assessed}
+        counts = summarise(pq.ParquetFile(out / OUTPUTS["patients"]).iter_batches(batch_size=65536))
+        classes = finding_classes()
+        summary.codes = {c: {"label": classes[c]["label"], "kind": classes[c]["kind"], **v}
+                         for c, v in counts["overall"]["codes"].items()}
+        summary.by = counts["by"]
+        summary.findings = {c: v["patients"] for c, v in summary.codes.items() if v["patients"]}
         summary.seconds = time.perf_counter() - t0
-        (out / "summary.json.tmp").write_text(json.dumps(asdict(summary), indent=2, sort_keys=True))
-        os.replace(out / "summary.json.tmp", out / "summary.json")
+        doc = asdict(summary)
+        _write_text_atomic(out / "summary.json", json.dumps(doc, indent=2, ensure_ascii=False))
+        _write_text_atomic(out / "summary.html", summary_html(doc))
         shutil.rmtree(parts)
         return summary
+
+
+DUPLICATE = "duplicate patient id"
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _resumed(parts: Path, index: int) -> ChunkReport | None:
@@ -222,35 +270,72 @@ class _Assembler:
     place. The temporary files live in the parts folder (same file system, so the rename is
     atomic), never in the output folder: a run killed at any moment leaves in the output folder
     only complete files of an earlier run or none. The part files stay until the run is complete,
-    for resume; a rerun starts the temporary files afresh."""
+    for resume; a rerun starts the temporary files afresh.
 
-    def __init__(self, parts: Path, out: Path, write_graph: bool):
-        self.parts, self.out = parts, out
+    It also refuses a patient id already assessed in an earlier chunk (the first one counts; the
+    worker does the same within a chunk): the record leaves every output, its refusal joins the
+    rejects. It counts the refusals by reason and the patients assessed."""
+
+    def __init__(self, parts: Path, out: Path, write_graph: bool, base: str):
+        self.parts, self.out, self.base = parts, out, base
         self.kinds = [k for k in OUTPUTS if k != "graph" or write_graph]
-        self.files = {}
-        for kind in self.kinds:
-            fh = open(self._tmp(kind), "wb")
-            if kind == "csv":
-                fh.write((",".join(CSV_HEADER) + "\n").encode())
-            self.files[kind] = fh
+        self.files = {k: open(self._tmp(k), "wb") for k in self.kinds}
+        self.patients = pq.ParquetWriter(self.files["patients"], patient_schema())
+        self.findings = pq.ParquetWriter(self.files["findings"], FINDINGS_SCHEMA)
+        self.csv = pacsv.CSVWriter(self.files["patients_csv"], patient_schema())
+        self.seen: dict[str, tuple[int, str]] = {}      # patient id -> (record, source) of its first record
+        self.refused: Counter = Counter()
+        self.assessed = 0
         self.next = 0
 
     def _tmp(self, kind: str) -> Path:
         return self.parts / (OUTPUTS[kind] + ".assembling")
 
-    def advance(self, finished: set[int]) -> None:
+    def advance(self, finished) -> None:
         while self.next in finished:
-            paths = part_paths(self.parts, self.next)
-            for kind in self.kinds:
-                src = paths[kind]
-                if src.exists():
-                    with open(src, "rb") as fh:
-                        shutil.copyfileobj(fh, self.files[kind], 1 << 20)
+            self._append(part_paths(self.parts, self.next))
             self.next += 1
+
+    def _append(self, paths: dict[str, Path]) -> None:
+        patients = pq.read_table(paths["patients"], schema=patient_schema())
+        findings = pq.read_table(paths["findings"], schema=FINDINGS_SCHEMA)
+        ndjson = paths["ndjson"].read_bytes().splitlines(keepends=True)
+        rejects = [json.loads(x) for x in paths["rejects"].read_text(encoding="utf-8").splitlines() if x]
+        graph = paths["graph"].read_bytes() if "graph" in self.kinds else b""
+        ids = patients.column("patient").to_pylist()
+        records = patients.column("record").to_pylist()
+        sources = patients.column("source").to_pylist()
+        dup = [pid in self.seen for pid in ids]
+        gone = set()
+        for pid, rec, src, d in zip(ids, records, sources, dup):
+            if d:
+                gone.add(pid)
+                rejects.append(duplicate_reject(rec, src, pid, *self.seen[pid]))
+            else:
+                self.seen[pid] = (rec, src)
+        if gone:
+            rejects.sort(key=lambda r: r["record"])
+            patients = patients.filter(pa.array([not d for d in dup]))
+            findings = findings.filter(pc.invert(pc.is_in(findings.column("patient"), pa.array(sorted(gone)))))
+            ndjson = [line for line, d in zip(ndjson, dup) if not d]
+            if graph:
+                graph = _without_patients(graph, [patient_iri(pid, self.base) for pid in gone])
+        self.assessed += patients.num_rows
+        self.refused.update(reject_reason(r) for r in rejects)
+        self.patients.write_table(patients)
+        self.findings.write_table(findings)
+        self.csv.write_table(patients)
+        self.files["ndjson"].write(b"".join(ndjson))
+        self.files["rejects"].write("".join(_reject_line(r) + "\n" for r in rejects).encode())
+        if "graph" in self.kinds:
+            self.files["graph"].write(graph)
 
     def finish(self, n: int) -> None:
         if self.next != n:
             raise B12kgError(f"internal error: {self.next} of {n} chunks assembled")
+        self.patients.close()
+        self.findings.close()
+        self.csv.close()
         for kind, fh in self.files.items():
             fh.flush()
             os.fsync(fh.fileno())
@@ -264,3 +349,10 @@ class _Assembler:
                 os.unlink(self._tmp(kind))
             except OSError:
                 pass
+
+
+def _without_patients(nquads: bytes, iris: list[str]) -> bytes:
+    """The N-Quads lines that mention none of these patients: neither their IRI nor a node under
+    it (``<patient>/result/...``, ``<patient>/finding/...``)."""
+    marks = [m for iri in iris for m in (f"<{iri}>".encode(), f"<{iri}/".encode())]
+    return b"".join(line for line in nquads.splitlines(keepends=True) if not any(m in line for m in marks))

@@ -1,18 +1,24 @@
 """The cohort worker: one chunk of raw records in, part files out.
 
 Per chunk: parse and validate every record (a refused record goes to the reject part with its
-reason; nothing else is lost); reason over the valid ones in batches of distinct ids with the
-chosen engine (``b12kg.engines``); write each patient's findings with the values of its own record.
+reason and, when one was read, its patient id; nothing else is lost); refuse a record whose
+patient id an earlier record of the chunk has (the first one counts; the runner does the same
+across chunks); reason over the rest in one batch with the chosen engine (``b12kg.engines``);
+write each patient's findings (NDJSON, in the single-patient JSON shape) and the analyst tables
+(``tables.patient_table`` and ``tables.findings_table``, as Parquet parts).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pyarrow.parquet as pq
 
 from .. import engines
 from ..engines.base import Findings
@@ -28,6 +34,7 @@ from ..rdf.patient import record_to_ntriples
 from ..rdf.terms import DATA_GRAPH, DEFAULT_BASE, INFERRED_GRAPH, patient_iri
 from .output import patient_outputs
 from .planner import RawRecord
+from .tables import Assessed, findings_table, patient_table
 
 
 @dataclass(frozen=True)
@@ -82,21 +89,43 @@ def evaluate(recs: list[PatientRecord], options: Options) -> tuple[Findings, str
                                                                           want_graph=options.write_graph)
 
 
-def _batches_of_distinct_ids(records: list) -> list[list]:
-    """Split so that no batch holds two records with the same id (their graphs would merge)."""
-    batches: list[list] = []
-    seen: list[set] = []
-    for item in records:
-        pid = item[1].id
-        for b, ids in zip(batches, seen):
-            if pid not in ids:
-                b.append(item)
-                ids.add(pid)
-                break
-        else:
-            batches.append([item])
-            seen.append({pid})
-    return batches
+def raw_patient_id(raw: RawRecord) -> str | None:
+    """The patient id a raw record states, read without validating the record (for a refused
+    record's line in rejects.ndjson): a CSV row's id cell, a Bundle's first Patient id; None when
+    there is none or it cannot be read."""
+    try:
+        if raw.kind == "csv":
+            header, row = raw.payload  # type: ignore[misc]
+            i = list(header).index("id")
+            return (row[i].strip() or None) if i < len(row) else None
+        if raw.kind == "bundle":
+            data = load_json(raw.payload)  # type: ignore[arg-type]
+            for e in data.get("entry") or ():
+                r = e.get("resource") if isinstance(e, dict) else None
+                if isinstance(r, dict) and r.get("resourceType") == "Patient" and isinstance(r.get("id"), str):
+                    return r["id"]
+    except (ValueError, TypeError, AttributeError, RecursionError, UnicodeDecodeError):
+        pass
+    return None
+
+
+def duplicate_reject(ordinal: int, ref: str, pid: str, first: int, first_ref: str) -> dict:
+    """The rejects.ndjson entry of a record whose patient id an earlier record has."""
+    problem = f"is the id of an earlier record (record {first}, {first_ref}); the first one counts"
+    return {"record": ordinal, "source": ref, "patient": pid, "error": f"{ref}: id: {pid!r} {problem}",
+            "issues": [Issue("id", pid, problem).to_json()], "reason": "duplicate patient id"}
+
+
+def reject_reason(doc: dict) -> str:
+    """What a refusal is counted under in the summary's attrition: the problem of its first issue
+    up to its first ':' or '(' (where the values and the details start: "is not plausible for
+    hemoglobin", "is missing"), or the error's type."""
+    if doc.get("reason"):
+        return doc["reason"]
+    issues = doc.get("issues") or []
+    if issues:
+        return re.split(r"[:(]", issues[0]["problem"], maxsplit=1)[0].strip()[:200]
+    return doc["error"].split(":", 1)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,60 +142,75 @@ def _write_atomic(path: Path, data: str) -> None:
 
 def part_paths(parts: Path, index: int) -> dict[str, Path]:
     stem = f"chunk-{index:07d}"
-    return {"ndjson": parts / f"{stem}.findings.ndjson", "csv": parts / f"{stem}.findings.csv",
+    return {"ndjson": parts / f"{stem}.findings.ndjson", "patients": parts / f"{stem}.patients.parquet",
+            "findings": parts / f"{stem}.findings.parquet",
             "rejects": parts / f"{stem}.rejects.ndjson", "graph": parts / f"{stem}.inferred.nq",
             "done": parts / f"{stem}.done.json"}
+
+
+def _write_parquet_atomic(path: Path, table) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        pq.write_table(table, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _nquads(ntriples: str, graph: str) -> str:
     return "".join(line[:-1] + f"<{graph}> .\n" for line in ntriples.splitlines() if line)
 
 
-def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Options) -> ChunkReport:
-    """Assess one chunk and write its part files; never raises for a bad record."""
-    import csv
-    import io
-
-    report = ChunkReport(index=index, read=len(raws))
+def assess_raws(raws: list[RawRecord], options: Options) -> tuple[list[Assessed], list[dict], str]:
+    """Parse, check and assess raw records: the assessed patients in input order, the refused
+    records (rejects.ndjson entries, a repeated patient id among them: the first one counts) and,
+    when ``options.write_graph``, the input and inferred graphs as N-Quads."""
     records: list[tuple[RawRecord, PatientRecord]] = []
-    rejects: list[str] = []
+    rejects: list[dict] = []
+    first: dict[str, RawRecord] = {}
     for raw in raws:
         try:
             rec = check_assessable(parse_raw(raw, options.profile))
         except InputError as exc:
-            rejects.append(_reject_line({"record": raw.ordinal, "source": raw.ref, "error": str(exc),
-                                         "issues": [i.to_json() for i in exc.issues]}))
+            rejects.append({"record": raw.ordinal, "source": raw.ref, "patient": raw_patient_id(raw), "error": str(exc),
+                            "issues": [i.to_json() for i in exc.issues]})
             continue
         except (B12kgError, ValueError, TypeError, KeyError, RecursionError, UnicodeDecodeError) as exc:
-            rejects.append(_reject_line({"record": raw.ordinal, "source": raw.ref,
-                                         "error": f"{type(exc).__name__}: {str(exc)[:300]}", "issues": []}))
+            rejects.append({"record": raw.ordinal, "source": raw.ref, "patient": raw_patient_id(raw),
+                            "error": f"{type(exc).__name__}: {str(exc)[:300]}", "issues": []})
             continue
+        if rec.id in first:
+            earlier = first[rec.id]
+            rejects.append(duplicate_reject(raw.ordinal, raw.ref, rec.id, earlier.ordinal, earlier.ref))
+            continue
+        first[rec.id] = raw
         records.append((raw, rec))
-    found: dict[int, dict[str, dict]] = {}
-    graph_parts: list[str] = []
-    for batch in _batches_of_distinct_ids(records):
-        by_iri, graph = evaluate([rec for _, rec in batch], options)
-        for raw, rec in batch:
-            found[raw.ordinal] = by_iri[patient_iri(rec.id, options.base)]
-        if options.write_graph:
-            graph_parts.append(_nquads("".join(record_to_ntriples(rec, options.base) for _, rec in batch), DATA_GRAPH)
-                               + _nquads(graph, INFERRED_GRAPH))
-    ndjson = []
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    for raw, rec in records:
-        line, rows = patient_outputs(rec, raw.ordinal, raw.ref, found[raw.ordinal])
-        ndjson.append(line)
-        w.writerows(rows)
-        report.findings.update(found[raw.ordinal].keys())
-    report.assessed = len(records)
+    by_iri, graph = evaluate([rec for _, rec in records], options) if records else ({}, "")
+    assessed = [Assessed(raw.ordinal, raw.ref, rec, by_iri[patient_iri(rec.id, options.base)], {})
+                for raw, rec in records]
+    nquads = ""
+    if options.write_graph:
+        nquads = (_nquads("".join(record_to_ntriples(rec, options.base) for _, rec in records), DATA_GRAPH)
+                  + _nquads(graph, INFERRED_GRAPH))
+    return assessed, rejects, nquads
+
+
+def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Options) -> ChunkReport:
+    """Assess one chunk and write its part files; never raises for a bad record."""
+    report = ChunkReport(index=index, read=len(raws))
+    assessed, rejects, nquads = assess_raws(raws, options)
+    ndjson = [patient_outputs(a.record, a.ordinal, a.source, a.found) for a in assessed]
+    for a in assessed:
+        report.findings.update(a.found.keys())
+    report.assessed = len(assessed)
     report.refused = len(rejects)
     paths = part_paths(Path(parts), index)
     _write_atomic(paths["ndjson"], "".join(x + "\n" for x in ndjson))
-    _write_atomic(paths["csv"], buf.getvalue())
-    _write_atomic(paths["rejects"], "".join(x + "\n" for x in rejects))
+    _write_parquet_atomic(paths["patients"], patient_table(assessed))
+    _write_parquet_atomic(paths["findings"], findings_table(assessed))
+    _write_atomic(paths["rejects"], "".join(_reject_line(r) + "\n" for r in rejects))
     if options.write_graph:
-        _write_atomic(paths["graph"], "".join(graph_parts))
+        _write_atomic(paths["graph"], nquads)
     _write_atomic(paths["done"], json.dumps({"index": index, "read": report.read, "assessed": report.assessed,
                                              "refused": report.refused, "findings": dict(report.findings)}))
     return report

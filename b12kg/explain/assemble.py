@@ -10,6 +10,7 @@ from typing import Mapping
 import pyoxigraph as ox
 
 from ..engines.oxigraph import Session, load_patients, new_store
+from ..errors import B12kgError
 from ..inputs.record import PatientRecord
 from ..kb import finding_classes, limit_text, reading_notes, unassessed_notes
 from ..rdf.store import load_ntriples, run_query
@@ -27,6 +28,18 @@ def explanation_store(input_ntriples: str, inferred_ntriples: str) -> ox.Store:
     load_patients(store, input_ntriples)
     if inferred_ntriples:
         load_ntriples(store, inferred_ntriples, INFERRED_GRAPH)
+    return store
+
+
+def graph_store(paths) -> ox.Store:
+    """A store with the knowledge base and the N-Quads files of cohort runs (``assess-cohort
+    --graph`` writes inferred.nq: the input and inferred graphs), for the shipped queries."""
+    store = new_store()
+    for p in paths:
+        try:
+            store.bulk_load(path=str(p), format=ox.RdfFormat.N_QUADS)
+        except (SyntaxError, ValueError) as exc:
+            raise B12kgError(f"{p}: not an N-Quads file b12kg can load: {exc}") from None
     return store
 
 

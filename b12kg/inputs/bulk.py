@@ -63,13 +63,19 @@ def connect(workdir: Path):
     return con
 
 
-def write_groups(con, rows_sql: str, patients_sql: str, size: int, workdir: Path) -> list[Group]:
+def write_groups(con, rows_sql: str, patients_sql: str, size: int, workdir: Path, parts: int | None = None) -> list[Group]:
     """Partition ``rows_sql`` (columns pkey, src, ord, row) by chunks of ``size`` patients of
-    ``patients_sql`` (column pkey); rows whose pkey is not a patient go to orphan chunks."""
+    ``patients_sql`` (column pkey); rows whose pkey is not a patient go to orphan chunks. With
+    ``parts``, chunks are smaller when the patients allow: at most ``size``, enough for ``parts``
+    chunks (the cohort runner asks for several per worker)."""
     for sub in ("patients", "orphans"):
         shutil.rmtree(workdir / sub, ignore_errors=True)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE pkeys AS SELECT DISTINCT pkey FROM ({patients_sql}) WHERE pkey IS NOT NULL")
+    if parts:
+        (n_patients,) = con.execute("SELECT count(*) FROM pkeys").fetchone()
+        size = max(1, min(size, -(-n_patients // parts)))
     con.execute(f"CREATE OR REPLACE TEMP TABLE pats AS SELECT pkey, (row_number() OVER (ORDER BY pkey) - 1) // {int(size)} "
-                f"AS chunk FROM (SELECT DISTINCT pkey FROM ({patients_sql}) WHERE pkey IS NOT NULL)")
+                f"AS chunk FROM pkeys")
     con.execute(f"CREATE OR REPLACE TEMP VIEW grouped_rows AS {rows_sql}")
     groups: list[Group] = []
     counts = con.execute("SELECT chunk, count(*) FROM pats GROUP BY chunk ORDER BY chunk").fetchall()
@@ -137,7 +143,7 @@ def is_bulk_folder(path: Path) -> bool:
     return path.is_dir() and bool(ndjson_files(path))
 
 
-def plan_bulk(path: Path, size: int, workdir: Path) -> list[Group]:
+def plan_bulk(path: Path, size: int, workdir: Path, parts: int | None = None) -> list[Group]:
     """Group the resources of a bulk export folder by patient: a Patient by its id, any other
     resource by ``subject`` (or ``patient``) reference ``Patient/<id>``."""
     files = ndjson_files(path)
@@ -153,7 +159,7 @@ def plan_bulk(path: Path, size: int, workdir: Path) -> list[Group]:
                                                   {_q(PATIENT_REF)}, 1), '') END AS pkey,
                           src, CASE WHEN rtype = 'Patient' THEN 0 ELSE n END AS ord, json::VARCHAR AS row
                    FROM bulk"""
-        return write_groups(con, rows, "SELECT json->>'$.id' AS pkey FROM bulk WHERE rtype = 'Patient'", size, workdir)
+        return write_groups(con, rows, "SELECT json->>'$.id' AS pkey FROM bulk WHERE rtype = 'Patient'", size, workdir, parts)
     finally:
         con.close()
 

@@ -93,7 +93,7 @@ def scan(path: Path) -> str:
     return f"read_csv({_q(path)}, all_varchar = true, header = true)"
 
 
-def plan_long(path: Path, size: int, workdir: Path) -> list[Group]:
+def plan_long(path: Path, size: int, workdir: Path, parts: int | None = None) -> list[Group]:
     found = long_tables(path)
     if found is None:
         raise B12kgError(f"{path}: not a long lab table (README, Cohorts)")
@@ -109,7 +109,7 @@ def plan_long(path: Path, size: int, workdir: Path) -> list[Group]:
             pats = f"SELECT patient_id AS pkey FROM {scan(person)}"
         else:
             pats = f"SELECT patient_id AS pkey FROM {scan(lab)}"
-        return write_groups(con, rows, pats, size, workdir)
+        return write_groups(con, rows, pats, size, workdir, parts)
     finally:
         con.close()
 

@@ -59,7 +59,7 @@ def omop_tables(path: Path) -> dict[str, Path] | None:
     return found if all(t in found for t in REQUIRED) else None
 
 
-def plan_omop(path: Path, size: int, workdir: Path) -> list[Group]:
+def plan_omop(path: Path, size: int, workdir: Path, chunks: int | None = None) -> list[Group]:
     tables = omop_tables(path)
     if tables is None:
         raise B12kgError(f"{path}: not an OMOP folder (PERSON, MEASUREMENT and CONCEPT tables)")
@@ -89,7 +89,7 @@ def plan_omop(path: Path, size: int, workdir: Path) -> list[Group]:
                        to_json(struct_pack(id := x.drug_exposure_id, start := x.drug_exposure_start_date, concept_id := x.drug_concept_id, c := k))::VARCHAR AS row
                 FROM {scan(tables['drug_exposure'])} x LEFT JOIN {c} k ON k.concept_id = x.drug_concept_id""")
         rows = " UNION ALL ".join(f"({p})" for p in parts)
-        return write_groups(con, rows, f"SELECT person_id AS pkey FROM {scan(tables['person'])}", size, workdir)
+        return write_groups(con, rows, f"SELECT person_id AS pkey FROM {scan(tables['person'])}", size, workdir, chunks)
     finally:
         con.close()
 

@@ -32,34 +32,49 @@ def limit_text(criterion: str, unit: str, value: Decimal | None = None, lower: D
 @once
 def finding_classes() -> Mapping[str, dict]:
     """Every finding code (a leaf class with a skos:notation under b12:Finding) with its label,
-    definition, kind, report section and claims."""
+    definition, kind, report section, claims and priority (the label of its b12:priority, None
+    where the ontology gives none)."""
     g = ontology_graph()
     out: dict[str, dict] = {}
-    rows = select(g, """SELECT ?c ?code ?label ?def ?kind ?grp WHERE {
+    rows = select(g, """SELECT ?c ?code ?label ?def ?kind ?grp ?prio WHERE {
         ?c rdfs:subClassOf+ b12:Finding ; skos:notation ?code ; rdfs:label ?label ; skos:definition ?def ;
-           b12:findingKind ?kind ; b12:displayGroup ?grp }""")
-    for c, code, label, dfn, kind, grp in rows:
+           b12:findingKind ?kind ; b12:displayGroup ?grp .
+        OPTIONAL { ?c b12:priority/rdfs:label ?prio } }""")
+    for c, code, label, dfn, kind, grp, prio in rows:
         claims = sorted(last_segment(str(x)) for x in g.objects(c, B12.claim))
         out[str(code)] = {"iri": str(c), "label": str(label), "definition": str(dfn), "kind": str(kind),
-                          "group": str(grp), "claims": claims}
+                          "group": str(grp), "claims": claims, "priority": None if prio is None else str(prio)}
     return out
 
 
 @once
 def threshold_table() -> dict[str, dict]:
-    """Every cut-off by IRI: its id, source, verification level and limit text per unit."""
-    rows = select(ontology_graph(), """SELECT ?t ?sym ?unit ?v ?lo ?hi ?src ?ver WHERE {
+    """Every cut-off by IRI: its id, source, verification level, the analyte key of its test, its
+    criterion (``<``, ``>`` or ``a-b``, a band inclusive) and per unit its limit as text
+    (``limits``) and as decimals (``values``: value, lower, upper; None where not given)."""
+    rows = select(ontology_graph(), """SELECT ?t ?sym ?unit ?v ?lo ?hi ?src ?ver ?key WHERE {
       ?t a b12:Threshold ; b12:criterion/skos:notation ?sym ; b12:limit ?l ; dcterms:source/b12:shortName ?src ;
          b12:verificationLevel ?ver . ?l b12:ucumUnit ?unit .
+      OPTIONAL { ?t b12:test/b12:analyteKey ?key }
       OPTIONAL { ?l b12:numericValue ?v } OPTIONAL { ?l b12:lowerValue ?lo ; b12:upperValue ?hi } }""")
     out: dict[str, dict] = {}
-    for t, sym, unit, v, lo, hi, src, ver in rows:
+    for t, sym, unit, v, lo, hi, src, ver, key in rows:
         d = out.setdefault(str(t), {"id": last_segment(str(t)), "source": str(src), "verification": str(ver),
-                                    "limits": {}})
-        d["limits"][str(unit)] = limit_text(str(sym), str(unit), None if v is None else Decimal(str(v)),
-                                            None if lo is None else Decimal(str(lo)),
-                                            None if hi is None else Decimal(str(hi)))
+                                    "test": None if key is None else str(key), "criterion": str(sym),
+                                    "limits": {}, "values": {}})
+        value, lower, upper = (None if x is None else Decimal(str(x)) for x in (v, lo, hi))
+        d["limits"][str(unit)] = limit_text(str(sym), str(unit), value, lower, upper)
+        d["values"][str(unit)] = (value, lower, upper)
     return out
+
+
+@once
+def age_band_edges() -> tuple[Decimal, ...]:
+    """Every age in years at which a population of the ontology starts or ends, ascending: the
+    edges of the age bands a cohort's summary counts by (the bands the cut-offs are stated for)."""
+    rows = select(ontology_graph(), """SELECT DISTINCT ?a WHERE { ?p a b12:Population .
+      { ?p b12:ageFrom ?a } UNION { ?p b12:ageUnder ?a } }""")
+    return tuple(sorted({Decimal(str(a)) for (a,) in rows}))
 
 
 @once
