@@ -43,7 +43,8 @@ from ..errors import InputError, Issue
 from ..kb import vocabulary
 from ..rdf.terms import ANALYTE_SYSTEM
 from .files import check_structure
-from .normalise import add_notes, decimal_places, exact_age, finish, normalise_result, parse_decimal
+from .normalise import (MIN_PREGNANCY_AGE, add_notes, decimal_places, exact_age, finish, in_future, normalise_result,
+                        parse_decimal, results_in_other_bands, run_time)
 from .record import (MAX_AGE, MAX_DECIMAL_PLACES, MAX_GESTATIONAL_WEEKS, MAX_RESULTS_PER_RECORD, PatientRecord,
                      Result)
 
@@ -136,6 +137,7 @@ class _Reader:
         self.gestation: list[tuple[datetime | None, Decimal, str]] = []
         self.deliveries: list[tuple[datetime, str]] = []
         self.unread: dict[str, list[str]] = {}  # what b12kg does not read, grouped (type or test) -> places
+        self.now = run_time()
 
     # -- the record as a whole ---------------------------------------------------------------
     def read(self) -> PatientRecord:
@@ -181,6 +183,7 @@ class _Reader:
                                     "must be exactly one Patient per Bundle (one patient is assessed at a time)")], source=src)
         pi, pwhere, pfull, patient = patients[0]
         self.patient_refs = {r for r in (pfull, f"Patient/{patient.id}" if patient.id else None) if r}
+        self.patient_ids = {(i.system, i.value) for i in patient.identifier or [] if i.value}
         rec = PatientRecord(id=str(patient.id or pfull or "patient"), source=src, profile=self.profile)
         self._sex(rec, patient, pwhere)
         candidates: dict[str, list[Result]] = {}
@@ -200,6 +203,7 @@ class _Reader:
         at = self._specimen_date(rec)
         self._age(rec, patient, pwhere, at)
         self._pregnancy(rec, at)
+        self._ages_of_results(rec, patient)
         self._words(rec)
         rec.unusable_results = {k: why for k, (why, _t) in sorted(self.unusable.items())}
         rec.unmapped_codes = sorted(set(self.unmapped))
@@ -211,12 +215,37 @@ class _Reader:
         return rec
 
     def _about_patient(self, res, where: str) -> bool:
+        """A resource counts only when its subject is the Bundle's Patient: by reference (the
+        entry's fullUrl or Patient/<id>) or by a logical identifier (system and value) the Patient
+        carries. An Observation about something else of the patient (``focus``) is not a result of
+        the patient. Anything else is named in the notes and not used (issue 11)."""
         subj = getattr(res, "subject", None)
-        ref = subj.reference if subj is not None else None
-        if ref is not None and self.patient_refs and ref not in self.patient_refs:
-            self.notes.append(f"{where}.subject.reference {ref!r} does not refer to the Bundle's Patient: not used.")
+        focus = getattr(res, "focus", None)
+        if focus:
+            self.notes.append(f"{where}.focus names what it is about ({', '.join(_ref_text(f) for f in focus)}), "
+                              "not the Patient itself: not used.")
             return False
-        return True
+        if subj is None:
+            self.notes.append(f"{where} has no subject, so it is not known to be about the Bundle's Patient: not used.")
+            return False
+        ref = subj.reference
+        if ref is not None:
+            if ref in self.patient_refs:
+                return True
+            why = "does not refer to the Bundle's Patient" if self.patient_refs else \
+                "cannot be matched: the Bundle's Patient has neither an id nor a fullUrl"
+            self.notes.append(f"{where}.subject.reference {ref!r} {why}: not used.")
+            return False
+        ident = subj.identifier
+        if ident is not None and ident.value:
+            if (ident.system, ident.value) in self.patient_ids:
+                return True
+            self.notes.append(f"{where}.subject.identifier {ident.system or 'no system'}|{ident.value} is not an "
+                              "identifier of the Bundle's Patient: not used.")
+            return False
+        self.notes.append(f"{where}.subject names no reference and no identifier, so it is not known to be about the "
+                          "Bundle's Patient: not used.")
+        return False
 
     # -- Patient -----------------------------------------------------------------------------
     def _sex(self, rec: PatientRecord, patient, where: str) -> None:
@@ -265,6 +294,10 @@ class _Reader:
         if at is None:
             self.notes.append("No specimen date on any result: age cannot be computed from the birth date.")
             return
+        if in_future(birth, self.now):
+            self.notes.append(f"{where}.birthDate {birth} is in the future of the run ({self.now.date()}): age is not "
+                              "known.")
+            return
         if at < birth:
             self.notes.append(f"{where}.birthDate {birth} is after the specimen date {at}: age is not known.")
             return
@@ -310,6 +343,12 @@ class _Reader:
             return
         if time_problem is not None:
             why = f"{where}.{time_problem}"
+            self.notes.append(why)
+            self._unusable(key, why, None)
+            return
+        if when is not None and in_future(when, self.now):
+            why = (f"{where} ({key}) has a specimen time {when.isoformat()} in the future of the run "
+                   f"({self.now.isoformat(timespec='seconds')}): not used.")
             self.notes.append(why)
             self._unusable(key, why, None)
             return
@@ -568,6 +607,34 @@ class _Reader:
                 "iron" not in rec.results or "tibc" not in rec.results):
             del rec.results["tsat"]
 
+    def _ages_of_results(self, rec: PatientRecord, patient) -> None:
+        """Each result is judged at the age on its own date: a current result taken before birth, or
+        at an age in another age band than the record's age, is unusable (issue 11); a pregnancy
+        read for a patient under MIN_PREGNANCY_AGE is not used."""
+        birth = patient.birthDate
+        if isinstance(birth, date) and not in_future(birth, self.now):
+            for key, r in sorted(rec.results.items()):
+                if r.time is not None and not r.derived_from and r.time.date() < birth:
+                    self._not_usable(rec, key, f"the {key} result of {r.time.date()} ({r.source}) is before the birth "
+                                     f"date {birth}")
+            for key, age_at in results_in_other_bands(rec, birth, self.vocab):
+                if key in rec.results:
+                    self._not_usable(rec, key, f"the {key} result ({rec.results[key].source}) was taken at age "
+                                     f"{units.format_decimal(age_at)} years, in another age band than the age "
+                                     f"{units.format_decimal(rec.age_years)} the record is assessed at, so it would be "
+                                     "judged by the wrong cut-offs")
+        if rec.pregnant and rec.age_years is not None and rec.age_years < MIN_PREGNANCY_AGE:
+            self.notes.append(f"A pregnancy is recorded for a patient of {units.format_decimal(rec.age_years)} years, "
+                              f"under {MIN_PREGNANCY_AGE}: not plausible, so pregnancy is taken as not stated.")
+            rec.pregnant, rec.gestational_weeks = None, None
+
+    def _not_usable(self, rec: PatientRecord, key: str, why: str) -> None:
+        rec.superseded.append(rec.results.pop(key))
+        self.notes.append(f"{why}: not used.")
+        self.unusable[key] = (why, None)
+        if key in ("iron", "tibc") and "tsat" in rec.results and rec.results["tsat"].derived_from:
+            del rec.results["tsat"]
+
     def _specimen_date(self, rec: PatientRecord) -> date | None:
         times = [r.time for r in rec.results.values() if r.time is not None]
         return max(times).date() if times else None
@@ -649,6 +716,14 @@ def record_from_bundle(data: Mapping, *, source: str | None = None, profile: str
 
 _PARTIAL = ("a year or a year and month, where b12kg needs the day (to tell which result is the latest "
             "and to compute the exact age)")
+
+
+def _ref_text(ref) -> str:
+    if ref.reference:
+        return repr(ref.reference)
+    if ref.identifier is not None and ref.identifier.value:
+        return f"identifier {ref.identifier.system or 'no system'}|{ref.identifier.value}"
+    return "a reference with no target"
 
 
 def _accepted_spelling(unit: str, accepted: Mapping[str, Any]) -> str | None:
