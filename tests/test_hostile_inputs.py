@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rdflib import URIRef
 
 import b12kg
 from b12kg import InputError
@@ -133,3 +134,170 @@ def test_a_reported_but_unusable_result_is_not_assessed_as_absent():
     if not RULES_READ_UNUSABLE_RESULTS:
         with pytest.raises(InputError, match="results.hemoglobin"):
             b12kg.assess(bundle)
+
+
+# -- identity and time (issue 11, point 2) ------------------------------------------------------
+FHIR_EXAMPLE = REPO / "vendor" / "shared" / "cases" / "fhir" / "p21-dual-deficiency.bundle.json"
+
+
+def _bundle() -> dict:
+    return json.loads(FHIR_EXAMPLE.read_text())
+
+
+def _b12_entry(bundle: dict) -> dict:
+    return next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"
+                and e["resource"]["code"]["coding"][0]["code"] == "2132-9")
+
+
+@pytest.mark.parametrize("subject, why", [
+    ({"reference": "Patient/someone-else"}, "does not refer to the Bundle's Patient"),
+    ({"identifier": {"system": "urn:mrn", "value": "999"}}, "is not an identifier of the Bundle's Patient"),
+    (None, "has no subject"),
+])
+def test_an_observation_of_another_patient_is_not_used(subject, why):
+    b = _bundle()
+    obs = _b12_entry(b)
+    obs.pop("subject")
+    if subject is not None:
+        obs["subject"] = subject
+    rec = b12kg.load_record(b)
+    assert "b12" not in rec.results and any(why in n for n in rec.notes)
+
+
+def test_an_observation_linked_only_through_focus_is_not_used():
+    b = _bundle()
+    _b12_entry(b)["focus"] = [{"reference": "Patient/mother"}]
+    rec = b12kg.load_record(b)
+    assert "b12" not in rec.results and any(".focus names what it is about" in n for n in rec.notes)
+
+
+def test_a_patient_without_id_does_not_take_every_observation():
+    b = _bundle()
+    b["entry"][0].pop("fullUrl")
+    b["entry"][0]["resource"].pop("id")
+    rec = b12kg.load_record(b)
+    assert rec.results == {} and any("has neither an id nor a fullUrl" in n for n in rec.notes)
+
+
+def test_an_observation_whose_subject_is_the_patients_identifier_counts():
+    b = _bundle()
+    b["entry"][0]["resource"]["identifier"] = [{"system": "urn:mrn", "value": "123"}]
+    _b12_entry(b)["subject"] = {"identifier": {"system": "urn:mrn", "value": "123"}}
+    assert "b12" in b12kg.load_record(b).results
+
+
+def test_a_fhir_result_in_the_future_of_the_run_is_unusable():
+    b = _bundle()
+    _b12_entry(b)["effectiveDateTime"] = "2099-01-01T08:00:00Z"
+    rec = b12kg.load_record(b)
+    assert "b12" not in rec.results and "in the future of the run" in rec.unusable_results["b12"]
+
+
+def _dated(**patient):
+    return {"id": "d", "patient": {"sex": "female", **patient},
+            "observations": {"hemoglobin": {"value": 105, "unit": "g/L", "time": "2024-03-01"}}}
+
+
+def test_a_specimen_date_in_the_future_is_refused():
+    """A specimen date of 2099 made a 4-year-old 94 years old, so Anemia by the adult cut-off."""
+    with pytest.raises(InputError, match="patient.specimen_date.*in the future of the run"):
+        b12kg.load_record({"id": "d", "patient": {"sex": "female", "birth_date": "2020-01-01",
+                                                  "specimen_date": "2099-01-01"},
+                           "observations": {"hemoglobin": {"value": 105, "unit": "g/L"}}})
+
+
+def test_a_result_time_in_the_future_is_refused():
+    rec = _dated(age_years=40)
+    rec["observations"]["hemoglobin"]["time"] = "2099-01-01"
+    with pytest.raises(InputError, match="observations.hemoglobin.time.*in the future of the run"):
+        b12kg.load_record(rec)
+
+
+def test_a_result_before_birth_is_refused():
+    with pytest.raises(InputError, match="is before the birth date"):
+        b12kg.load_record(_dated(birth_date="2024-06-01"))
+
+
+def test_an_age_given_beside_dates_must_agree_with_them():
+    with pytest.raises(InputError, match="patient.age_years.*does not agree with the birth date"):
+        b12kg.load_record(_dated(age_years=30, birth_date="2022-06-01"))
+    # completed years, as an age is written, agree
+    assert b12kg.load_record(_dated(age_years=1, birth_date="2022-06-01")).age_years == 1
+
+
+def test_a_specimen_date_years_away_from_the_result_is_refused():
+    with pytest.raises(InputError, match="is not the date of the latest result"):
+        b12kg.load_record(_dated(birth_date="1980-01-01", specimen_date="2010-01-01"))
+
+
+def test_a_result_taken_in_another_age_band_is_refused():
+    """An Hb at 17 months beside a ferritin at 3 years: one record age cannot judge both."""
+    rec = {"id": "d", "patient": {"sex": "female", "birth_date": "2021-01-01"},
+           "observations": {"hemoglobin": {"value": 105, "unit": "g/L", "time": "2022-06-01"},
+                            "ferritin": {"value": 20, "unit": "ug/L", "time": "2024-02-01"}}}
+    with pytest.raises(InputError, match="observations.hemoglobin.time.*another age band"):
+        b12kg.load_record(rec)
+
+
+def test_a_fhir_result_taken_in_another_age_band_is_unusable():
+    b = _bundle()
+    birth = b["entry"][0]["resource"]["birthDate"]
+    # the B12 result taken at 12 years of age, the others at 44
+    _b12_entry(b)["effectiveDateTime"] = f"{int(birth[:4]) + 12}-{birth[5:]}T08:00:00Z"
+    rec = b12kg.load_record(b)
+    assert "another age band" in rec.unusable_results["b12"]
+
+
+def test_a_pregnant_three_year_old_is_refused():
+    with pytest.raises(InputError, match="patient.pregnant.*not plausible"):
+        b12kg.load_record({"id": "p", "patient": {"sex": "female", "age_years": 3, "pregnant": True},
+                           "observations": {"hemoglobin": {"value": 105, "unit": "g/L"}}})
+
+
+def _iron_tibc(iron_time, tibc_time):
+    obs = {"iron": {"value": 10, "unit": "umol/L"}, "tibc": {"value": 60, "unit": "umol/L"}}
+    for k, t in (("iron", iron_time), ("tibc", tibc_time)):
+        if t:
+            obs[k]["time"] = t
+    return dict(BASE, observations=obs)
+
+
+def test_tsat_is_not_derived_from_iron_and_tibc_years_apart():
+    rec = b12kg.load_record(_iron_tibc("2020-01-01T08:00:00Z", "2024-01-01T08:00:00Z"))
+    assert "tsat" not in rec.results and any("more than 1 day apart" in n for n in rec.notes)
+    same = b12kg.load_record(_iron_tibc("2024-01-01T08:00:00Z", "2024-01-01T09:00:00Z"))
+    assert "tsat" in same.results
+
+
+def test_tsat_is_not_derived_when_only_one_of_iron_and_tibc_is_timed():
+    rec = b12kg.load_record(_iron_tibc("2024-01-01T08:00:00Z", None))
+    assert "tsat" not in rec.results and any("has none" in n for n in rec.notes)
+
+
+def test_a_derived_tsat_is_not_rounded_before_it_is_compared():
+    """15.9999999 % was rounded to 16 (no LowTransferrinSaturation at a < 16 % cut-off)."""
+    rec = b12kg.load_record(dict(BASE, observations={"iron": {"value": "15.9999999", "unit": "umol/L"},
+                                                     "tibc": {"value": 100, "unit": "umol/L"}}))
+    assert rec.results["tsat"].compared_value == Decimal("15.9999999")
+
+
+def test_a_derived_tsat_that_rounds_onto_a_shorter_number_is_not_derived():
+    # 4.79999999 / 30 x 100 = 15.9999999666... does not end; rounded to 6 places it is 16, which a
+    # cut-off may be
+    rec = b12kg.load_record(dict(BASE, observations={"iron": {"value": "4.79999999", "unit": "umol/L"},
+                                                     "tibc": {"value": 30, "unit": "umol/L"}}))
+    assert "tsat" not in rec.results and any("could be a cut-off" in n for n in rec.notes)
+
+
+def test_tsat_cut_offs_have_fewer_places_than_a_rounded_derived_tsat():
+    """The rounding of a derived TSAT that does not end keeps every comparison only with cut-offs
+    of fewer than TSAT_PLACES places: the ontology's TSAT cut-offs are checked here."""
+    from b12kg.inputs.normalise import TSAT_PLACES, decimal_places
+    from b12kg.kb import ontology_graph
+    from b12kg.rdf.terms import B12
+
+    g = ontology_graph()
+    tsat = URIRef(b12kg.kb.vocabulary().tests_by_key["tsat"].iri)
+    values = [Decimal(str(g.value(limit, B12.numericValue)))
+              for t in g.subjects(B12.test, tsat) for limit in g.objects(t, B12.limit)]
+    assert len(values) >= 3 and all(decimal_places(v) < TSAT_PLACES for v in values)
