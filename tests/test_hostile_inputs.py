@@ -301,3 +301,116 @@ def test_tsat_cut_offs_have_fewer_places_than_a_rounded_derived_tsat():
     values = [Decimal(str(g.value(limit, B12.numericValue)))
               for t in g.subjects(B12.test, tsat) for limit in g.objects(t, B12.limit)]
     assert len(values) >= 3 and all(decimal_places(v) < TSAT_PLACES for v in values)
+
+
+# -- FHIR codings and reference ranges (issue 11) ------------------------------------------------
+UCUM = "http://unitsofmeasure.org"
+
+
+def _with_mma(**extra) -> dict:
+    b = _bundle()
+    obs = {"resourceType": "Observation", "id": "mma", "status": "final",
+           "subject": _b12_entry(b)["subject"], "effectiveDateTime": _b12_entry(b)["effectiveDateTime"],
+           "code": {"coding": [{"system": "http://loinc.org", "code": "13964-2"}]},
+           "valueQuantity": {"value": 300, "system": UCUM, "code": "nmol/L"}}
+    obs.update(extra)
+    b["entry"].append({"resource": obs})
+    return b
+
+
+def test_a_reference_limit_with_only_a_unit_text_is_converted_not_read_in_the_results_unit():
+    """0.4 'umol/L' was read as 0.4 nmol/L, so MMA 300 nmol/L became RaisedMMA."""
+    rec = b12kg.load_record(_with_mma(referenceRange=[{"high": {"value": 0.4, "unit": "umol/L"}}]))
+    assert rec.results["mma"].ref_high_compared == Decimal("0.4")       # compared in umol/L: 400 nmol/L
+    assert any("0.4 umol/L is read as 400 nmol/L" in n for n in rec.notes)
+
+
+def test_a_reference_limit_in_a_unit_of_another_quantity_is_not_used():
+    rec = b12kg.load_record(_with_mma(referenceRange=[{"high": {"value": 0.4, "unit": "mg/dL"}}]))
+    assert rec.results["mma"].ref_high_compared is None and any("not a unit of mma" in n for n in rec.notes)
+
+
+def test_a_reference_limit_without_a_unit_is_not_assumed_in_the_results_unit():
+    rec = b12kg.load_record(_with_mma(referenceRange=[{"high": {"value": 0.4}}]))
+    assert rec.results["mma"].ref_high_compared is None and any("has no unit" in n for n in rec.notes)
+
+
+def test_a_reference_range_for_children_is_not_applied_to_an_adult():
+    child = {"high": {"value": 200, "system": UCUM, "code": "nmol/L"},
+             "age": {"high": {"value": 12, "system": UCUM, "code": "a"}}}
+    adult = {"high": {"value": 400, "system": UCUM, "code": "nmol/L"},
+             "age": {"low": {"value": 18, "system": UCUM, "code": "a"}}}
+    for ranges in ([child, adult], [adult, child]):
+        rec = b12kg.load_record(_with_mma(referenceRange=ranges))
+        assert rec.results["mma"].ref_high_compared == Decimal("0.4")
+    only_child = b12kg.load_record(_with_mma(referenceRange=[child]))
+    assert only_child.results["mma"].ref_high_compared is None
+    assert any("applies to ages up to 12 a" in n for n in only_child.notes)
+
+
+def test_a_reference_range_for_the_other_sex_or_an_unknown_group_is_not_applied():
+    male = {"high": {"value": 200, "system": UCUM, "code": "nmol/L"},
+            "appliesTo": [{"coding": [{"system": "http://hl7.org/fhir/administrative-gender", "code": "male"}]}]}
+    other = {"high": {"value": 200, "system": UCUM, "code": "nmol/L"},
+             "appliesTo": [{"coding": [{"system": "http://snomed.info/sct", "code": "413773004"}]}]}
+    for rr, why in ((male, "applies to sex male"), (other, "cannot match to the patient")):
+        rec = b12kg.load_record(_with_mma(referenceRange=[rr]))
+        assert rec.results["mma"].ref_high_compared is None and any(why in n for n in rec.notes)
+
+
+def test_two_differing_reference_ranges_that_both_apply_give_no_limit():
+    ranges = [{"high": {"value": 200, "system": UCUM, "code": "nmol/L"}},
+              {"high": {"value": 400, "system": UCUM, "code": "nmol/L"}}]
+    rec = b12kg.load_record(_with_mma(referenceRange=ranges))
+    assert rec.results["mma"].ref_high_compared is None and any("all apply" in n for n in rec.notes)
+
+
+def test_an_implausible_reference_limit_is_not_used():
+    rec = b12kg.load_record(_with_mma(referenceRange=[{"high": {"value": 9e9, "system": UCUM, "code": "nmol/L"}}]))
+    assert rec.results["mma"].ref_high_compared is None and any("not plausible as a reference limit" in n
+                                                                for n in rec.notes)
+    with pytest.raises(InputError, match="observations.mma.ref_high.*not plausible as a reference limit"):
+        b12kg.load_record(_case(mma={"value": 0.3, "unit": "umol/L", "ref_high": 5000}))
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_serum_b12_coded_with_whole_blood_b12_is_not_read_in_either_order(order):
+    b = _bundle()
+    codings = [{"system": "http://loinc.org", "code": "2132-9"}, {"system": "http://loinc.org", "code": "16695-9"}]
+    _b12_entry(b)["code"]["coding"] = codings if order == 0 else codings[::-1]
+    rec = b12kg.load_record(b)
+    assert "b12" not in rec.results and "do not agree on one test" in rec.unusable_results["b12"]
+
+
+def test_a_b12kg_key_beside_another_analytes_loinc_is_not_read():
+    b = _bundle()
+    _b12_entry(b)["code"]["coding"] = [{"system": "https://w3id.org/b12kg/analyte", "code": "b12"},
+                                       {"system": "http://loinc.org", "code": "2276-4"}]      # ferritin
+    rec = b12kg.load_record(b)
+    assert "b12" not in rec.results and "2276-4 is ferritin" in rec.unusable_results["b12"]
+
+
+def test_codings_that_agree_are_read():
+    b = _bundle()
+    _b12_entry(b)["code"]["coding"] = [{"system": "https://w3id.org/b12kg/analyte", "code": "b12"},
+                                       {"system": "http://loinc.org", "code": "2132-9"},
+                                       {"system": "urn:local-lab", "code": "B12S"}]
+    assert b12kg.load_record(b).results["b12"].loinc == "2132-9"
+
+
+def test_a_value_beside_a_data_absent_reason_is_not_used():
+    b = _bundle()
+    _b12_entry(b)["dataAbsentReason"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                                                     "code": "error"}]}
+    rec = b12kg.load_record(b)
+    assert "b12" not in rec.results and "dataAbsentReason" in rec.unusable_results["b12"]
+
+
+def test_a_unit_code_and_a_unit_text_that_disagree_make_the_result_unusable():
+    b = _bundle()
+    q = _b12_entry(b)["valueQuantity"]
+    q.update(code="pmol/L", unit="pg/mL", system=UCUM)
+    rec = b12kg.load_record(b)
+    assert "b12" not in rec.results and "disagrees with the UCUM code" in rec.unusable_results["b12"]
+    q.update(unit="picomoles per litre")           # display text, not a unit of its own: read by the code
+    assert "b12" in b12kg.load_record(b).results

@@ -43,8 +43,8 @@ from ..errors import InputError, Issue
 from ..kb import vocabulary
 from ..rdf.terms import ANALYTE_SYSTEM
 from .files import check_structure
-from .normalise import (MIN_PREGNANCY_AGE, add_notes, decimal_places, exact_age, finish, in_future, normalise_result,
-                        parse_decimal, results_in_other_bands, run_time)
+from .normalise import (MIN_PREGNANCY_AGE, add_notes, decimal_places, exact_age, finish, in_future, limit_in_unit,
+                        limit_problem, normalise_result, parse_decimal, results_in_other_bands, run_time)
 from .record import (MAX_AGE, MAX_DECIMAL_PLACES, MAX_GESTATIONAL_WEEKS, MAX_RESULTS_PER_RECORD, PatientRecord,
                      Result)
 
@@ -186,6 +186,8 @@ class _Reader:
         self.patient_ids = {(i.system, i.value) for i in patient.identifier or [] if i.value}
         rec = PatientRecord(id=str(patient.id or pfull or "patient"), source=src, profile=self.profile)
         self._sex(rec, patient, pwhere)
+        self.sex = rec.sex
+        self.birth = patient.birthDate if isinstance(patient.birthDate, date) else None
         candidates: dict[str, list[Result]] = {}
         for i, where, _full, res in others:
             if not self._about_patient(res, where):
@@ -315,7 +317,13 @@ class _Reader:
             role = self.vocab.fhir_roles.get(_code_key(c))
             if role in ("pregnancy-status", "gestational-age", "delivery-date"):
                 return self._obs_context(obs, where, role, c)
-        info, code, shown = self._test_of(codings, where)
+        info, code, shown, conflict = self._test_of(codings, where)
+        if conflict is not None:
+            keys, why = conflict
+            self.notes.append(f"{why}: not used.")
+            for key in keys:
+                self._unusable(key, why, _specimen_time(obs)[0])
+            return
         if info is None:
             mapped = self._clinical(codings, where, "Observation")
             if mapped:
@@ -385,7 +393,7 @@ class _Reader:
         unit = self._unit(info, q, f"{where}.valueQuantity", issues)
         if unit is None:
             return None
-        ref_high, ref_low = self._reference_range(obs, info, unit, where)
+        ref_high, ref_low = self._reference_range(obs, info, unit, where, when)
         r = normalise_result(info, value=q.value, unit=unit, fld=f"{where}.valueQuantity", issues=issues,
                              comparator=q.comparator, ref_high=ref_high, time=when, loinc=code, source=src,
                              vocab=self.vocab)
@@ -409,6 +417,11 @@ class _Reader:
                                 f"(accepted: {accepted}); no unit is ever assumed"))
             return None
         given = str(given)
+        text = _disagreeing_text(q)
+        if text is not None:
+            issues.append(Issue(f"{fld}.unit", text, f"disagrees with the UCUM code {given!r} of the same quantity "
+                                "(the text is a UCUM unit of its own): b12kg cannot tell which unit the value is in"))
+            return None
         match = _accepted_spelling(given, info.units)
         if match is None:
             if origin == "unit":
@@ -427,44 +440,139 @@ class _Reader:
             self.notes.append(f"{fld}.code {given!r} is read as {match} (the same UCUM unit, spelled otherwise).")
         return match
 
-    def _reference_range(self, obs, info, unit: str, where: str) -> tuple[Decimal | None, Decimal | None]:
+    def _reference_range(self, obs, info, unit: str, where: str, when: datetime | None
+                         ) -> tuple[Decimal | None, Decimal | None]:
+        """The laboratory's limits, in the result's unit: from the one reference range that applies
+        to the patient (its type normal or not given; its appliesTo matched to the patient's sex;
+        its age band holding the age at the result), or none, with a note saying why (issue 11)."""
+        chosen: list[tuple[int, Decimal | None, Decimal | None]] = []
         for k, rr in enumerate(obs.referenceRange or []):
-            high = self._limit(rr.high, info, unit, f"{where}.referenceRange[{k}].high")
-            low = self._limit(rr.low, info, unit, f"{where}.referenceRange[{k}].low")
+            fld = f"{where}.referenceRange[{k}]"
+            why = self._range_does_not_apply(rr, when)
+            if why is not None:
+                self.notes.append(f"{fld} {why}: the laboratory limit is not used.")
+                continue
+            high = self._limit(rr.high, info, unit, f"{fld}.high")
+            low = self._limit(rr.low, info, unit, f"{fld}.low")
             if high is not None or low is not None:
-                return high, low
-        return None, None
+                chosen.append((k, high, low))
+        if len({(h, lo) for _k, h, lo in chosen}) > 1:
+            self.notes.append(f"{where}.referenceRange: ranges {', '.join(str(k) for k, _h, _l in chosen)} all apply to "
+                              "the patient and differ: no laboratory limit is used.")
+            return None, None
+        return chosen[0][1:] if chosen else (None, None)
+
+    def _range_does_not_apply(self, rr, when: datetime | None) -> str | None:
+        types = [c.code for c in _codings(rr.type) if c.code]
+        if types and "normal" not in types:
+            return f"is of type {', '.join(types)}, not the normal range"
+        for cc in rr.appliesTo or []:
+            codes = _codings(cc)
+            roles = {self.vocab.fhir_roles.get(_code_key(c)) for c in codes}
+            sexes = {r[4:] for r in roles if r in ("sex-female", "sex-male")}
+            if sexes:
+                if self.sex not in sexes:
+                    return f"applies to sex {', '.join(sorted(sexes))}, and the patient's sex is {self.sex or 'not recorded'}"
+                continue
+            shown = ", ".join(_code_key(c) for c in codes) or (cc.text and repr(cc.text)) or "no code"
+            return f"applies to {shown}, which b12kg cannot match to the patient"
+        if rr.age is not None:
+            return self._age_range_does_not_apply(rr.age, when)
+        return None
+
+    def _age_range_does_not_apply(self, age_range, when: datetime | None) -> str | None:
+        if self.birth is None or when is None or when.date() < self.birth:
+            return "applies to an age range, and the age at the result is not known"
+        years = exact_age(self.birth, when.date())
+        days = Decimal((when.date() - self.birth).days)
+        in_unit = {"a": years, "mo": years * 12, "wk": days / 7, "d": days}
+        for name, q, inside in (("low", age_range.low, lambda a, b: a >= b), ("high", age_range.high, lambda a, b: a <= b)):
+            if q is None or q.value is None:
+                continue
+            u = str(q.code if q.code is not None else q.unit or "")
+            bound = parse_decimal(q.value)
+            if u not in in_unit or bound is None:
+                return f"applies to an age range whose {name} {q.value} {u!r} is not in a, mo, wk or d"
+            if not inside(in_unit[u], bound):
+                return (f"applies to ages {'from' if name == 'low' else 'up to'} {units.format_decimal(bound)} {u}, and "
+                        f"the patient is {units.format_decimal(years)} years at the result")
+        return None
 
     def _limit(self, q, info, unit: str, fld: str) -> Decimal | None:
+        """A reference limit in the result's unit: its own unit must be a unit of the test (then it
+        is converted exactly) and not contradicted by the unit text; else it is not used (noted)."""
         if q is None or q.value is None:
             return None
         spelled = q.code if q.code is not None else q.unit
-        if spelled is not None and _accepted_spelling(str(spelled), {unit: None}) is None:
-            self.notes.append(f"{fld} is in {spelled!r}, not in the result's unit {unit}: the laboratory limit is not used.")
+        if spelled is None or not str(spelled).strip():
+            self.notes.append(f"{fld} has no unit: the laboratory limit is not used (no unit is ever assumed).")
+            return None
+        text = _disagreeing_text(q)
+        if text is not None:
+            self.notes.append(f"{fld}.unit {text!r} disagrees with its code {q.code!r}: the laboratory limit is not used.")
+            return None
+        limit_unit = _accepted_spelling(str(spelled), info.units)
+        if limit_unit is None:
+            self.notes.append(f"{fld} is in {spelled!r}, not a unit of {info.key} b12kg reads: the laboratory limit is "
+                              "not used.")
             return None
         d = parse_decimal(q.value)
         if d is None or d <= 0:
             self.notes.append(f"{fld} {q.value!r} is not a positive number: the laboratory limit is not used.")
             return None
-        return d
+        problem = limit_problem(info, limit_unit, d)
+        if problem is not None:
+            self.notes.append(f"{fld} {units.to_decimal_string(d)} {limit_unit} {problem}: the laboratory limit is not used.")
+            return None
+        value = limit_in_unit(info, d, limit_unit, unit)
+        if value is None:
+            self.notes.append(f"{fld} {units.to_decimal_string(d)} {limit_unit} cannot be converted exactly to the "
+                              f"result's unit {unit}: the laboratory limit is not used.")
+            return None
+        if limit_unit != unit:
+            self.notes.append(f"{fld} {units.format_decimal(d)} {limit_unit} is read as "
+                              f"{units.format_decimal(value)} {unit}, the result's unit.")
+        return value
 
     def _test_of(self, codings, where: str):
+        """(info, LOINC code, shown, conflict): the test the Observation's codings name. It is read
+        only when every coding of a test agrees on one analyte: an accepted code beside a refused
+        one (serum B12 2132-9 with whole-blood 16695-9, in either order), beside a code of another
+        analyte (a b12kg key beside a LOINC ferritin code), or beside a LOINC code b12kg does not
+        know, is a conflict: (the analyte keys involved, why), and nothing is read."""
+        found: list[tuple[Any, str | None, str]] = []     # (info, LOINC code, shown)
+        refused: list[tuple[Any, str, str]] = []          # (info, code, reason)
+        unknown: list[str] = []
         shown = None
         for c in codings:
             if c.system == LOINC and c.code:
                 if c.code in self.vocab.refused_codes:
                     info, reason = self.vocab.refused_codes[c.code]
-                    return None, None, f"LOINC {c.code}, refused: {reason}"
-                if c.code in self.vocab.tests_by_loinc:
-                    return self.vocab.tests_by_loinc[c.code], c.code, None
-                shown = shown or f"LOINC {c.code}"
+                    refused.append((info, c.code, reason))
+                elif c.code in self.vocab.tests_by_loinc:
+                    found.append((self.vocab.tests_by_loinc[c.code], c.code, f"LOINC {c.code}"))
+                else:
+                    unknown.append(f"LOINC {c.code}")
+                    shown = shown or f"LOINC {c.code}"
             elif c.system == B12KG_ANALYTE and c.code in self.vocab.tests_by_key:
-                return self.vocab.tests_by_key[c.code], None, None
+                found.append((self.vocab.tests_by_key[c.code], None, f"b12kg analyte {c.code}"))
             elif c.code:
                 shown = shown or f"{c.system or 'no system'} {c.code}"
         if not codings:
             shown = "no code"
-        return None, None, shown
+        keys = sorted({f[0].key for f in found} | {r[0].key for r in refused})
+        if not found:
+            if refused:
+                info, code, reason = refused[0]
+                return None, None, f"LOINC {code}, refused: {reason}", None
+            return None, None, shown, None
+        if len(keys) == 1 and not refused and not unknown:
+            info, code, _ = next((f for f in found if f[1] is not None), found[0])
+            return info, code, None, None
+        said = [f"{text} is {info.key}" for info, _c, text in found]
+        said += [f"LOINC {code} is refused ({reason})" for _i, code, reason in refused]
+        said += [f"{u} is not a code b12kg knows, so it may name another measurand" for u in unknown]
+        return None, None, None, (keys, f"{where}.code holds codings that do not agree on one test ({'; '.join(said)})")
 
     def _obs_context(self, obs, where: str, role: str, coding) -> None:
         if obs.status not in COUNTING_STATUS:
@@ -716,6 +824,18 @@ def record_from_bundle(data: Mapping, *, source: str | None = None, profile: str
 
 _PARTIAL = ("a year or a year and month, where b12kg needs the day (to tell which result is the latest "
             "and to compute the exact age)")
+
+
+def _disagreeing_text(q) -> str | None:
+    """The unit text of a Quantity when it is itself a UCUM unit other than its code (code pmol/L,
+    text pg/mL): which of the two the value is in cannot be told. A text that is not UCUM
+    ("picomoles per litre") is display only and never disagrees."""
+    if q.code is None or q.unit is None:
+        return None
+    text = str(q.unit).strip()
+    if not text or text == str(q.code) or not units.is_valid_ucum(text):
+        return None
+    return None if units.same_unit(text, str(q.code)) else text
 
 
 def _ref_text(ref) -> str:

@@ -195,6 +195,10 @@ def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issu
             issues.append(Issue(f"{fld}.{name}", given, f"is not a positive number (the laboratory's {what} "
                                 "reference limit, in the result's own unit)"))
             return None
+        problem = limit_problem(info, unit, r[1])
+        if problem is not None:
+            issues.append(Issue(f"{fld}.{name}", given, problem))
+            return None
         limits[name] = units.convert(r[1], factor)
         if decimal_places(limits[name]) > MAX_DECIMAL_PLACES:
             issues.append(Issue(f"{fld}.{name}", given, f"has too many decimal places to compare exactly: "
@@ -211,6 +215,30 @@ def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issu
                   ref_high_as_given=None if ref_high is None else str(ref_high), ref_high_compared=limits["ref_high"],
                   ref_low_as_given=None if ref_low is None else str(ref_low), ref_low_compared=limits["ref_low"],
                   time=time, loinc=loinc)
+
+
+def limit_problem(info: LabTestInfo, unit: str, limit: Decimal) -> str | None:
+    """Why a laboratory reference limit in ``unit`` is not plausible for the test (outside the
+    test's plausible range, as a result would be), or None."""
+    canonical = units.convert(limit, info.units[unit].factor_to_canonical)
+    lo, hi = info.plausible_low, info.plausible_high
+    if lo is None or hi is None or lo <= canonical <= hi:
+        return None
+    return (f"is not plausible as a reference limit of {info.key}: {units.to_decimal_string(canonical)} "
+            f"{info.canonical_unit} is outside {units.to_decimal_string(lo)}-{units.to_decimal_string(hi)} "
+            f"{info.canonical_unit}")
+
+
+def limit_in_unit(info: LabTestInfo, limit: Decimal, limit_unit: str, unit: str) -> Decimal | None:
+    """A reference limit given in one accepted unit of the test, exactly in another (None when the
+    conversion does not end within MAX_DECIMAL_PLACES places: never rounded)."""
+    if limit_unit == unit:
+        return limit
+    num, den = info.units[limit_unit].factor_to_canonical, info.units[unit].factor_to_canonical
+    value = limit * num / den
+    if value * den != limit * num or decimal_places(value) > MAX_DECIMAL_PLACES:
+        return None
+    return value
 
 
 def _given_number(value: Any) -> str:
