@@ -414,3 +414,117 @@ def test_a_unit_code_and_a_unit_text_that_disagree_make_the_result_unusable():
     assert "b12" not in rec.results and "disagrees with the UCUM code" in rec.unusable_results["b12"]
     q.update(unit="picomoles per litre")           # display text, not a unit of its own: read by the code
     assert "b12" in b12kg.load_record(b).results
+
+
+# -- RDF input (issue 11) --------------------------------------------------------------------------
+def _nt(tmp_path, case: dict, edit=lambda t: t, suffix=".nt") -> Path:
+    from b12kg.rdf.patient import record_to_ntriples
+
+    p = tmp_path / f"patient{suffix}"
+    p.write_text(edit(record_to_ntriples(b12kg.load_record(case))), encoding="utf-8")
+    return p
+
+
+def test_rdf_comparator_is_read_not_ignored(tmp_path):
+    """B12 '>150' written as valueAsGiven '150' with b12:comparator '>' was read as 150 (deficiency)."""
+    p = _nt(tmp_path, _case(b12={"value": ">150", "unit": "pmol/L"}),
+            lambda t: t.replace('valueAsGiven> ">150"', 'valueAsGiven> "150"'))
+    assert 'valueAsGiven> "150"' in p.read_text()
+    r = b12kg.load_record(p).results["b12"]
+    assert (r.comparator, r.compared_value) == (">", Decimal(150))
+
+
+def test_rdf_comparator_that_contradicts_the_value_is_refused(tmp_path):
+    p = _nt(tmp_path, _case(b12={"value": ">150", "unit": "pmol/L"}),
+            lambda t: t.replace('comparator> ">"', 'comparator> "<"'))
+    with pytest.raises(InputError, match="b12:comparator.*conflicts"):
+        b12kg.load_record(p)
+
+
+def test_rdf_trimester_that_disagrees_with_the_weeks_is_refused(tmp_path):
+    case = dict(BASE, patient={"sex": "female", "age_years": 30, "pregnant": True, "gestational_weeks": 30},
+                observations={"hemoglobin": {"value": 105, "unit": "g/L"}})
+    p = _nt(tmp_path, case, lambda t: t.replace("ThirdTrimester", "FirstTrimester"))
+    with pytest.raises(InputError, match="b12:trimester.*disagrees"):
+        b12kg.load_record(p)
+    no_weeks = _nt(tmp_path, case, lambda t: "\n".join(x for x in t.splitlines() if "gestationalWeeks" not in x) + "\n")
+    with pytest.raises(InputError, match="b12:trimester"):
+        b12kg.load_record(no_weeks)
+
+
+def test_rdf_whole_blood_b12_loinc_on_a_serum_result_is_refused(tmp_path):
+    text = _nt(tmp_path, _case(b12={"value": 150, "unit": "pmol/L"})).read_text()
+    result = next(line.split()[0] for line in text.splitlines() if "/valueAsGiven>" in line)
+    p = tmp_path / "whole-blood.nt"
+    p.write_text(text + f'{result} <https://w3id.org/b12kg/loincCode> "16695-9" .\n', encoding="utf-8")
+    with pytest.raises(InputError, match="b12:loincCode.*whole BLOOD"):
+        b12kg.load_record(p)
+
+
+def test_rdf_age_with_30_decimals_is_refused(tmp_path):
+    p = _nt(tmp_path, _case(ferritin={"value": 20, "unit": "ug/L"}),
+            lambda t: t.replace('"40.0"^^', '"40.000000000000000000000000000001"^^'))
+    assert "40.000000000000000000000000000001" in p.read_text()
+    with pytest.raises(InputError, match="b12:ageYears"):
+        b12kg.load_record(p)
+
+
+def test_rdf_unknown_b12_term_and_unlinked_result_are_refused_not_dropped(tmp_path):
+    text = _nt(tmp_path, _case(ferritin={"value": 20, "unit": "ug/L"})).read_text()
+    patient = text.split()[0]
+    p = tmp_path / "odd.nt"
+    p.write_text(text + f'{patient} <https://w3id.org/b12kg/hasContxt> <https://w3id.org/b12kg/VeganDiet> .\n'
+                 '<urn:lost> <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <https://w3id.org/b12kg/LabResult> .\n',
+                 encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        b12kg.load_record(p)
+    assert "hasContxt" in str(exc.value) and "<urn:lost>: is not the patient nor linked from it" in str(exc.value)
+
+
+def test_rdf_terms_of_other_vocabularies_are_named_in_the_notes(tmp_path):
+    text = _nt(tmp_path, _case(ferritin={"value": 20, "unit": "ug/L"})).read_text()
+    p = tmp_path / "label.nt"
+    p.write_text(text + f'{text.split()[0]} <http://www.w3.org/2000/01/rdf-schema#label> "Jane" .\n', encoding="utf-8")
+    assert any("rdf-schema#label" in n for n in b12kg.load_record(p).notes)
+
+
+def test_jsonld_term_missing_from_the_context_is_refused_not_dropped(tmp_path):
+    doc = {"@context": {"b12": "https://w3id.org/b12kg/", "patientId": "b12:patientId"},
+           "@id": "urn:p", "@type": "b12:Patient", "patientId": "p", "hasResults": [{"@id": "urn:r"}]}
+    p = tmp_path / "p.jsonld"
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(InputError, match="hasResults.*not a term of the document's @context"):
+        b12kg.load_record(p)
+
+
+def test_a_byte_order_mark_in_turtle_is_read(tmp_path):
+    plain = _nt(tmp_path, _case(ferritin={"value": 20, "unit": "ug/L"}))
+    bom = tmp_path / "bom.ttl"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert b12kg.load_record(bom).results == b12kg.load_record(plain).results
+
+
+def test_rdf_over_the_byte_limit_is_refused_before_parsing(tmp_path, monkeypatch):
+    from b12kg.inputs import rdf
+
+    p = _nt(tmp_path, _case(ferritin={"value": 20, "unit": "ug/L"}))
+    monkeypatch.setattr(rdf, "MAX_RDF_BYTES", p.stat().st_size - 1)
+    monkeypatch.setattr(rdf, "parse_rdf", lambda *a, **k: pytest.fail("parsed"))
+    with pytest.raises(InputError, match="byte limit for one patient given as RDF"):
+        b12kg.load_record(p)
+
+
+def test_many_current_results_of_one_test_are_refused_before_shacl(tmp_path, monkeypatch):
+    """The SHACL check of one current result per test grew faster than the square (400: 68 s)."""
+    from b12kg.inputs import rdf
+
+    text = _nt(tmp_path, _case(ferritin={"value": 20, "unit": "ug/L"})).read_text()
+    patient = text.split()[0]
+    extra = "".join(f'{patient} <https://w3id.org/b12kg/hasResult> <urn:r{i}> .\n'
+                    f'<urn:r{i}> <https://w3id.org/b12kg/test> <https://w3id.org/b12kg/FerritinTest> .\n'
+                    for i in range(400))
+    p = tmp_path / "many.nt"
+    p.write_text(text + extra, encoding="utf-8")
+    monkeypatch.setattr(rdf, "validate_shapes", lambda *a, **k: pytest.fail("validated"))
+    with pytest.raises(InputError, match="401 current results"):
+        b12kg.load_record(p)
