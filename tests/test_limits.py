@@ -5,6 +5,7 @@ machine): the function calls a call makes, Python and C, and the peak memory it 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from decimal import Decimal
@@ -449,3 +450,38 @@ def test_a_number_string_of_100000_digits_is_refused(where, tmp_path):
         rec["patient"][where] = digits
     err = _refused(rec, field)
     assert len(str(err)) < 2000
+
+
+# -- b12kg query is bounded in time and memory (issue 11) ---------------------------------------
+def _kb_store():
+    import pyoxigraph as ox
+
+    from b12kg.paths import ONTOLOGY_DIR
+
+    store = ox.Store()
+    store.bulk_load((ONTOLOGY_DIR / "modules" / "thresholds.ttl").read_bytes(), format=ox.RdfFormat.TURTLE)
+    return store
+
+
+def test_a_query_that_would_run_away_is_stopped_at_its_time_bound(capsys):
+    from b12kg.cli.query import run_bounded
+
+    cross = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"     # 10^10 rows over the thresholds module
+    code, why = run_bounded(_kb_store(), cross, "tsv", seconds=2, memory_mb=2048)
+    assert code == 1 and "time bound (2 s" in why
+
+
+def test_a_query_that_needs_too_much_memory_is_stopped_at_its_memory_bound(capsys):
+    from b12kg.cli.query import run_bounded
+
+    sort_all = "SELECT ?a WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i } ORDER BY ?c ?f ?i LIMIT 1"
+    code, why = run_bounded(_kb_store(), sort_all, "tsv", seconds=120, memory_mb=300)
+    assert code == 1 and "memory bound (300 MB" in why
+
+
+def test_a_bounded_query_gives_its_answer(capsys):
+    from b12kg.cli.query import run_bounded
+
+    code, why = run_bounded(_kb_store(), "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", "json")
+    out = capsys.readouterr().out
+    assert (code, why) == (0, None) and json.loads(out)[0]["n"] == str(len(_kb_store()))

@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import pyoxigraph as ox
 from rdflib.plugins.sparql.parser import parseQuery
 
 from .._version import __version__
@@ -22,6 +21,7 @@ from ..rdf.store import load_ntriples
 from ..rdf.terms import DATA_GRAPH, INFERRED_GRAPH
 from ..rules import load_rules
 from ..testing.cases import case_files, run_case
+from .query import QUERY_MEMORY_MB, QUERY_SECONDS, run_bounded
 
 FORMATS = ("text", "json", "turtle", "jsonld")
 
@@ -130,22 +130,11 @@ def cmd_query(args) -> int:
             load_ntriples(store, a.inferred_ntriples, INFERRED_GRAPH)
     if store is None:
         return status or 1
-    res = store.query(query, use_default_graph_as_union=True)
-    if isinstance(res, ox.QuerySolutions):
-        names = [v.value for v in res.variables]
-        rows = [[("" if s[n] is None else s[n].value) for n in names] for s in res]
-        if args.format == "json":
-            _print_json([dict(zip(names, r)) for r in rows])
-        else:
-            print("\t".join(names))
-            for r in rows:
-                print("\t".join(r))
-    elif isinstance(res, ox.QueryBoolean):
-        print("true" if bool(res) else "false")
-    else:
-        for t in res:
-            print(f"{t.subject} {t.predicate} {t.object} .")
-    return status
+    sys.stdout.flush()
+    code, why = run_bounded(store, query, args.format, seconds=args.timeout, memory_mb=args.memory_mb)
+    if why is not None:
+        print(f"{args.query}: {why}", file=sys.stderr)
+    return status or code
 
 
 def cmd_assess_cohort(args) -> int:
@@ -241,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("query", help="a .rq file")
     sp.add_argument("data", nargs="+", help="record files to assess and load")
     sp.add_argument("--format", choices=("tsv", "json"), default="tsv")
+    sp.add_argument("--timeout", type=int, default=QUERY_SECONDS, help=f"CPU seconds the query may take (default {QUERY_SECONDS})")
+    sp.add_argument("--memory-mb", type=int, default=QUERY_MEMORY_MB,
+                    help=f"memory the query may use, in MB (default {QUERY_MEMORY_MB})")
     engine_opts(sp)
     sp.set_defaults(func=cmd_query)
 
