@@ -116,6 +116,7 @@ def cmd_query(args) -> int:
         return 1
     store = None
     status = 0
+    seen: dict[str, str] = {}       # patient IRI -> the file it came from
     for path in args.data:
         try:
             a = assess(path, profile=args.profile, engine=args.engine)
@@ -123,6 +124,12 @@ def cmd_query(args) -> int:
             print(f"{path}: refused: {exc}", file=sys.stderr)
             status = 1
             continue
+        if a.patient_iri in seen:   # two patients of one id would be one node of the store
+            print(f"{path}: refused: patient id {a.patient_id!r} is also the id of the patient of {seen[a.patient_iri]}: "
+                  "in one store the two would merge into one patient", file=sys.stderr)
+            status = 1
+            continue
+        seen[a.patient_iri] = str(path)
         if store is None:
             store = explanation_store(a.input_ntriples, a.inferred_ntriples)
         else:
