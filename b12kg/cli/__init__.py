@@ -12,6 +12,7 @@ from rdflib.plugins.sparql.parser import parseQuery
 from .._version import __version__
 from ..api import assess, explanation_store, load_record
 from ..cohort import assess_cohort
+from ..cohort.commit import output_error
 from ..engines.remote import Endpoint
 from ..errors import B12kgError, InputError
 from ..explain.text import render_text
@@ -150,9 +151,16 @@ def cmd_assess_cohort(args) -> int:
 
         endpoint = Endpoint.from_options(query=args.endpoint, update=args.update_endpoint, store=args.store_endpoint,
                                          user=args.user, password_env=args.password_env)
-    summary = assess_cohort(args.input, args.out, profile=args.profile, workers=args.workers, chunk_size=args.chunk_size,
-                            write_graph=args.graph, resume=not args.restart, progress=not args.quiet,
-                            endpoint=endpoint, engine=args.engine)
+    try:
+        summary = assess_cohort(args.input, args.out, profile=args.profile, workers=args.workers,
+                                chunk_size=args.chunk_size, write_graph=args.graph, resume=not args.restart,
+                                progress=not args.quiet, endpoint=endpoint, engine=args.engine)
+    except OSError as exc:      # a full disk, a read-only or missing folder: a message, not a traceback
+        out = Path(args.out).resolve()
+        name = Path(str(exc.filename)).resolve() if exc.filename else None
+        if name is not None and out not in (name, *name.parents):
+            raise B12kgError(f"{exc.filename}: cannot be read: {exc.strerror or exc}") from None
+        raise output_error(Path(args.out), exc, "of this run") from None
     print(summary.text())
     print(f"outputs in {args.out}: findings.ndjson, findings.csv, rejects.ndjson"
           + (", inferred.nq" if args.graph else "") + ", summary.json")

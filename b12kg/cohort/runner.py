@@ -28,6 +28,7 @@ from ..errors import B12kgError
 from ..inputs.csv import check_csv_header
 from ..kb import vocabulary
 from ..rules import load_rules
+from .commit import switch_outputs
 from .output import CSV_HEADER
 from .planner import GROUPED_KINDS, ChunkPlan, csv_header, input_kind, plan_chunks, plan_grouped, read_chunk
 from .worker import ChunkReport, Options, part_paths, process_chunk
@@ -196,13 +197,12 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
                 summary.assessed += r.assessed
                 summary.refused += r.refused
             summary.findings = dict(counts)
-            assembler.finish(len(plans))
+            staged = assembler.finish(len(plans))
         except BaseException:
             assembler.abort()          # no half-written output file is left; finished parts stay for resume
             raise
         summary.seconds = time.perf_counter() - t0
-        (out / "summary.json.tmp").write_text(json.dumps(asdict(summary), indent=2, sort_keys=True))
-        os.replace(out / "summary.json.tmp", out / "summary.json")
+        switch_outputs(out, staged, asdict(summary), names=OUTPUTS.values())   # all or nothing: cohort/commit.py
         shutil.rmtree(parts)
         return summary
 
@@ -248,14 +248,15 @@ class _Assembler:
                         shutil.copyfileobj(fh, self.files[kind], 1 << 20)
             self.next += 1
 
-    def finish(self, n: int) -> None:
+    def finish(self, n: int) -> dict[str, Path]:
+        """The complete, synced files of the set (output name -> file), for commit.switch_outputs."""
         if self.next != n:
             raise B12kgError(f"internal error: {self.next} of {n} chunks assembled")
         for kind, fh in self.files.items():
             fh.flush()
             os.fsync(fh.fileno())
             fh.close()
-            os.replace(self._tmp(kind), self.out / OUTPUTS[kind])
+        return {OUTPUTS[kind]: self._tmp(kind) for kind in self.files}
 
     def abort(self) -> None:
         for kind, fh in self.files.items():
