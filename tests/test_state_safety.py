@@ -160,7 +160,7 @@ sys.exit(main(["assess-cohort", sys.argv[2], "--out", str(out), "--workers", "1"
 """
 
 
-def _cohort(tmp_path, name: str, seed: int, n: int = 12) -> Path:
+def _synth_csv(tmp_path, name: str, seed: int, n: int = 12) -> Path:
     from b12kg.inputs.csv import write_csv
     from b12kg.testing import synth
 
@@ -183,9 +183,9 @@ def test_a_run_killed_in_the_switch_leaves_no_outputs_of_two_runs_side_by_side(t
     from b12kg.cohort.commit import verify_outputs
 
     out = tmp_path / "out"
-    assert _run("none", _cohort(tmp_path, "old.csv", seed=1), out).returncode == 0
+    assert _run("none", _synth_csv(tmp_path, "old.csv", seed=1), out).returncode == 0
     old = _contents(out)
-    new_input = _cohort(tmp_path, "new.csv", seed=2)
+    new_input = _synth_csv(tmp_path, "new.csv", seed=2)
     killed = _run("kill-in-switch", new_input, out)
     assert killed.returncode == 9
     left = _contents(out)
@@ -204,9 +204,9 @@ def test_a_full_disk_ends_in_a_clear_message_and_keeps_the_last_complete_set(tmp
     from b12kg.cohort.commit import verify_outputs
 
     out = tmp_path / "out"
-    assert _run("none", _cohort(tmp_path, "old.csv", seed=1), out).returncode == 0
+    assert _run("none", _synth_csv(tmp_path, "old.csv", seed=1), out).returncode == 0
     old = _contents(out)
-    full = _run("disk-full", _cohort(tmp_path, "new.csv", seed=2), out)
+    full = _run("disk-full", _synth_csv(tmp_path, "new.csv", seed=2), out)
     assert full.returncode == 1 and "the disk is full" in full.stderr and "Traceback" not in full.stderr
     assert _contents(out) == old and verify_outputs(out) == []
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp") or ".tmp-" in p.name]
@@ -215,6 +215,6 @@ def test_a_full_disk_ends_in_a_clear_message_and_keeps_the_last_complete_set(tmp
 def test_a_read_only_out_ends_in_a_clear_message(tmp_path):
     """Injected OSError(EROFS) (the tests run as root, whom a chmod does not stop)."""
     out = tmp_path / "ro" / "out"
-    r = _run("read-only", _cohort(tmp_path, "c.csv", seed=1), out)
+    r = _run("read-only", _synth_csv(tmp_path, "c.csv", seed=1), out)
     assert r.returncode == 1 and "read-only file system" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
