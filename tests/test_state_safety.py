@@ -179,6 +179,7 @@ def _contents(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
 
+@pytest.mark.slow          # four cohort runs in fresh processes: about 40 s here
 def test_a_run_killed_in_the_switch_leaves_no_outputs_of_two_runs_side_by_side(tmp_path):
     from b12kg.cohort.commit import verify_outputs
 
