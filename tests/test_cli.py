@@ -88,6 +88,16 @@ def test_query_runs_a_query_file_over_assessed_records(capsys):
     assert rows["VitaminB12Deficiency"] == 2 and rows["IronDeficiencyMaskingRisk"] == 1
 
 
+def test_query_refuses_a_second_patient_of_the_same_id_not_merging_them(capsys, tmp_path):
+    """Two records of one id were merged into one patient node of the query's store (issue 11)."""
+    twin = tmp_path / "twin.yaml"
+    twin.write_text(P03.read_text(encoding="utf-8"), encoding="utf-8")
+    code, out, err = run(capsys, "query", ROOT / "queries" / "explain" / "cohort-counts.rq", P03, twin)
+    assert code == 1 and f"{twin}: refused: patient id" in err and "would merge into one patient" in err
+    rows = dict(line.split("\t") for line in out.strip().splitlines()[1:])
+    assert rows["VitaminB12Deficiency"] == "1"        # the first one only
+
+
 def test_cases_counts_and_exit_code(capsys, tmp_path):
     code, out, _ = run(capsys, "cases", SHARED / "invalid")
     assert code == 0 and out.strip().endswith("10 passed, 0 failed")

@@ -219,6 +219,10 @@ def bundle():
     return load_json(BUNDLE.read_bytes())
 
 
+# An Observation counts only when its subject is the Bundle's Patient (issue 11).
+SUBJECT = {"reference": "Patient/p21"}
+
+
 def test_fhir_bundle_gives_the_case_findings_with_age_at_the_specimen_date():
     r = load_record(bundle())
     assert r.sex == "female" and int(r.age_years) == 44 and r.id == "p21"
@@ -239,7 +243,7 @@ def test_fhir_comparator_and_reference_range():
     r = load_record(b)
     assert r.results["b12"].comparator == "<"
     b = bundle()
-    b["entry"].append({"resource": {"resourceType": "Observation", "id": "mma", "status": "final",
+    b["entry"].append({"resource": {"resourceType": "Observation", "id": "mma", "status": "final", "subject": SUBJECT,
                                     "code": {"coding": [{"system": "http://loinc.org", "code": "13964-2"}]},
                                     "effectiveDateTime": "2026-10-02T08:15:00+00:00",
                                     "valueQuantity": {"value": 450, "system": "http://unitsofmeasure.org", "code": "nmol/L"},
@@ -294,7 +298,7 @@ def test_fhir_bundle_needs_exactly_one_patient():
 
 def test_fhir_holotc_by_b12kg_analyte_code():
     b = bundle()
-    b["entry"].append({"resource": {"resourceType": "Observation", "id": "h", "status": "final",
+    b["entry"].append({"resource": {"resourceType": "Observation", "id": "h", "status": "final", "subject": SUBJECT,
                                     "code": {"coding": [{"system": "https://w3id.org/b12kg/analyte", "code": "holotc"}]},
                                     "effectiveDateTime": "2026-10-02T08:15:00+00:00",
                                     "valueQuantity": {"value": 90, "system": "http://unitsofmeasure.org", "code": "pmol/L"}}})

@@ -5,7 +5,9 @@ machine): the function calls a call makes, Python and C, and the peak memory it 
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 import time
 from decimal import Decimal
 
@@ -449,3 +451,67 @@ def test_a_number_string_of_100000_digits_is_refused(where, tmp_path):
         rec["patient"][where] = digits
     err = _refused(rec, field)
     assert len(str(err)) < 2000
+
+
+# -- b12kg query is bounded in time and memory (issue 11) ---------------------------------------
+def _kb_store():
+    import pyoxigraph as ox
+
+    from b12kg.paths import ONTOLOGY_DIR
+
+    store = ox.Store()
+    store.bulk_load((ONTOLOGY_DIR / "modules" / "thresholds.ttl").read_bytes(), format=ox.RdfFormat.TURTLE)
+    return store
+
+
+def test_a_query_that_would_run_away_is_stopped_at_its_time_bound(capsys):
+    from b12kg.cli.query import run_bounded
+
+    cross = "SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"     # 10^10 rows over the thresholds module
+    code, why = run_bounded(_kb_store(), cross, "tsv", seconds=2, memory_mb=2048)
+    assert code == 1 and "time bound (2 s" in why
+
+
+def test_a_query_that_needs_too_much_memory_is_stopped_at_its_memory_bound(capsys):
+    from b12kg.cli.query import run_bounded
+
+    sort_all = "SELECT ?a WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i } ORDER BY ?c ?f ?i LIMIT 1"
+    code, why = run_bounded(_kb_store(), sort_all, "tsv", seconds=120, memory_mb=300)
+    assert code == 1 and "memory bound (300 MB" in why
+
+
+def test_a_bounded_query_gives_its_answer(capsys):
+    from b12kg.cli.query import run_bounded
+
+    code, why = run_bounded(_kb_store(), "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", "json")
+    out = capsys.readouterr().out
+    assert (code, why) == (0, None) and json.loads(out)[0]["n"] == str(len(_kb_store()))
+
+
+# -- an NDJSON line has the byte limit of a file (issue 11) --------------------------------------
+def test_an_ndjson_line_over_the_file_byte_limit_is_refused_without_being_held(tmp_path, monkeypatch):
+    """A 400 MB NDJSON line was read whole (1.28 GB). Here the limit is lowered to 64 KB and the line
+    is 8 MB: it is refused by its line, the lines around it are assessed, and well under the line's
+    size is allocated while planning and reading it (it is skipped 1 MB at a time)."""
+    import tracemalloc
+
+    from b12kg.cohort import planner
+    from b12kg.cohort.worker import parse_raw
+
+    bundle = (Path(__file__).resolve().parents[1] / "vendor" / "shared" / "cases" / "fhir" /
+              "p21-dual-deficiency.bundle.json").read_text(encoding="utf-8")
+    one_line = json.dumps(json.loads(bundle))
+    path = tmp_path / "c.ndjson"
+    path.write_text(one_line + "\n" + '{"x": "' + "a" * 8_000_000 + '"}\n' + one_line + "\n", encoding="utf-8")
+    monkeypatch.setattr(planner, "MAX_INPUT_BYTES", 64 * 1024)
+    tracemalloc.start()
+    plans = list(planner.plan_chunks(path, 10))
+    raws = [r for p in plans for r in planner.read_chunk(p)]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [r.ref for r in raws] == ["line 1", "line 2", "line 3"] and peak < 8_000_000 / 2
+    with pytest.raises(InputError, match=r"line 2: '8000010 bytes' is over the 65536 byte limit"):
+        parse_raw(raws[1], None)
+    assert parse_raw(raws[2], None).results
+    assert [r.ref for r in planner.read_ndjson(path)] == ["line 1", "line 2", "line 3"]
+

@@ -125,3 +125,97 @@ def test_resume_keys_on_the_input_content_not_its_size_and_time(tmp_path):
     out = tmp_path / "o"
     assess_cohort(path, out, workers=1, progress=False)
     assert json.loads((out / "summary.json").read_text())["resumed_chunks"] == 0
+
+
+# -- the outputs switch in all or nothing (issue 11, item 4) -----------------------------------
+# Each run is a fresh process that injects the fault (os._exit in the middle of the switch, an
+# OSError from the disk), so the state the test reads is what a real kill or a full disk leaves.
+_RUN = """
+import errno, os, shutil, sys
+from pathlib import Path
+from b12kg.cli import main
+fault = sys.argv[1]
+out = Path(sys.argv[3])
+if fault == "kill-in-switch":
+    real, calls = os.replace, []
+    def replace(src, dst):
+        if Path(dst).parent == out and Path(src).parent.name == ".parts":   # an output switched in
+            calls.append(dst)
+            if len(calls) == 2:      # the first new file is in, the others are not
+                os._exit(9)
+        return real(src, dst)
+    os.replace = replace
+elif fault == "disk-full":
+    def copy(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / ".parts" / "findings.ndjson.assembling"))
+    shutil.copyfileobj = copy
+elif fault == "read-only":
+    real_mkdir = Path.mkdir
+    def mkdir(self, *a, **k):
+        if self == out or out in self.parents:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *a, **k)
+    Path.mkdir = mkdir
+sys.exit(main(["assess-cohort", sys.argv[2], "--out", str(out), "--workers", "1", "--quiet"]))
+"""
+
+
+def _synth_csv(tmp_path, name: str, seed: int, n: int = 12) -> Path:
+    from b12kg.inputs.csv import write_csv
+    from b12kg.testing import synth
+
+    path = tmp_path / name
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        write_csv(list(synth.generate(n, seed=seed)), fh)
+    return path
+
+
+def _run(fault: str, input_path: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _RUN, fault, str(input_path), str(out)], capture_output=True,
+                          text=True, timeout=600, cwd=REPO)
+
+
+def _contents(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+
+@pytest.mark.slow          # four cohort runs in fresh processes: about 40 s here
+def test_a_run_killed_in_the_switch_leaves_no_outputs_of_two_runs_side_by_side(tmp_path):
+    from b12kg.cohort.commit import verify_outputs
+
+    out = tmp_path / "out"
+    assert _run("none", _synth_csv(tmp_path, "old.csv", seed=1), out).returncode == 0
+    old = _contents(out)
+    new_input = _synth_csv(tmp_path, "new.csv", seed=2)
+    killed = _run("kill-in-switch", new_input, out)
+    assert killed.returncode == 9
+    left = _contents(out)
+    assert "summary.json" not in left and verify_outputs(out)            # says it holds no complete set
+    assert not [name for name, data in left.items() if old.get(name) == data]   # nothing of the old run
+    assert _run("none", new_input, out).returncode == 0 and verify_outputs(out) == []
+    clean = tmp_path / "clean"
+    assert _run("none", new_input, clean).returncode == 0
+    assert {k: v for k, v in _contents(out).items() if k != "summary.json"} == \
+        {k: v for k, v in _contents(clean).items() if k != "summary.json"}
+
+
+def test_a_full_disk_ends_in_a_clear_message_and_keeps_the_last_complete_set(tmp_path):
+    """Injected OSError(ENOSPC) in the assembly of the output files (this machine has no small
+    file system to fill)."""
+    from b12kg.cohort.commit import verify_outputs
+
+    out = tmp_path / "out"
+    assert _run("none", _synth_csv(tmp_path, "old.csv", seed=1), out).returncode == 0
+    old = _contents(out)
+    full = _run("disk-full", _synth_csv(tmp_path, "new.csv", seed=2), out)
+    assert full.returncode == 1 and "the disk is full" in full.stderr and "Traceback" not in full.stderr
+    assert _contents(out) == old and verify_outputs(out) == []
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp") or ".tmp-" in p.name]
+
+
+def test_a_read_only_out_ends_in_a_clear_message(tmp_path):
+    """Injected OSError(EROFS) (the tests run as root, whom a chmod does not stop)."""
+    out = tmp_path / "ro" / "out"
+    r = _run("read-only", _synth_csv(tmp_path, "c.csv", seed=1), out)
+    assert r.returncode == 1 and "read-only file system" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()

@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-import pyoxigraph as ox
 from rdflib.plugins.sparql.parser import parseQuery
 
 from .._version import __version__
 from ..api import assess, explanation_store, graph_store, load_record
 from ..cohort import assess_cohort, output_files
+from ..cohort.commit import output_error
 from ..engines.remote import Endpoint
 from ..errors import B12kgError, InputError
 from ..explain.text import render_text
@@ -23,6 +23,7 @@ from ..rdf.terms import DATA_GRAPH, INFERRED_GRAPH
 from ..rules import load_rules
 from ..spark import assess_files
 from ..testing.cases import case_files, run_case
+from .query import QUERY_MEMORY_MB, QUERY_SECONDS, run_bounded
 
 FORMATS = ("text", "json", "turtle", "jsonld")
 
@@ -120,6 +121,7 @@ def cmd_query(args) -> int:
         return 2
     store = graph_store(args.graph) if args.graph else None
     status = 0
+    seen: dict[str, str] = {}       # patient IRI -> the file it came from
     for path in args.data:
         try:
             a = assess(path, profile=args.profile, engine=args.engine)
@@ -127,6 +129,12 @@ def cmd_query(args) -> int:
             print(f"{path}: refused: {exc}", file=sys.stderr)
             status = 1
             continue
+        if a.patient_iri in seen:   # two patients of one id would be one node of the store
+            print(f"{path}: refused: patient id {a.patient_id!r} is also the id of the patient of {seen[a.patient_iri]}: "
+                  "in one store the two would merge into one patient", file=sys.stderr)
+            status = 1
+            continue
+        seen[a.patient_iri] = str(path)
         if store is None:
             store = explanation_store(a.input_ntriples, a.inferred_ntriples)
         else:
@@ -134,16 +142,13 @@ def cmd_query(args) -> int:
             load_ntriples(store, a.inferred_ntriples, INFERRED_GRAPH)
     if store is None:
         return status or 1
-    res = store.query(query, use_default_graph_as_union=True)
-    if isinstance(res, ox.QueryTriples):
-        sys.stdout.buffer.write(res.serialize(format=ox.RdfFormat.N_TRIPLES))
-    else:      # SELECT and ASK: the SPARQL 1.1 Query Results JSON or TSV format
-        fmt = ox.QueryResultsFormat.JSON if args.format == "json" else ox.QueryResultsFormat.TSV
-        sys.stdout.buffer.write(res.serialize(format=fmt))
-        if args.format == "json":
-            sys.stdout.buffer.write(b"\n")
     sys.stdout.flush()
-    return status
+    # the SPARQL 1.1 Query Results JSON or TSV format (SELECT, ASK), N-Triples (CONSTRUCT), in a
+    # child process bounded in time and memory (cli/query.py)
+    code, why = run_bounded(store, query, args.format, seconds=args.timeout, memory_mb=args.memory_mb)
+    if why is not None:
+        print(f"{args.query}: {why}", file=sys.stderr)
+    return status or code
 
 
 def cmd_assess_cohort(args) -> int:
@@ -157,9 +162,16 @@ def cmd_assess_cohort(args) -> int:
 
         endpoint = Endpoint.from_options(query=args.endpoint, update=args.update_endpoint, store=args.store_endpoint,
                                          user=args.user, password_env=args.password_env)
-    summary = assess_cohort(args.input, args.out, profile=args.profile, workers=args.workers, chunk_size=args.chunk_size,
-                            write_graph=args.graph, resume=not args.restart, progress=not args.quiet,
-                            endpoint=endpoint, engine=args.engine)
+    try:
+        summary = assess_cohort(args.input, args.out, profile=args.profile, workers=args.workers,
+                                chunk_size=args.chunk_size, write_graph=args.graph, resume=not args.restart,
+                                progress=not args.quiet, endpoint=endpoint, engine=args.engine)
+    except OSError as exc:      # a full disk, a read-only or missing folder: a message, not a traceback
+        out = Path(args.out).resolve()
+        name = Path(str(exc.filename)).resolve() if exc.filename else None
+        if name is not None and out not in (name, *name.parents):
+            raise B12kgError(f"{exc.filename}: cannot be read: {exc.strerror or exc}") from None
+        raise output_error(Path(args.out), exc, "of this run") from None
     print(summary.text())
     print(f"outputs in {args.out}: {', '.join(output_files(args.graph))}")
     return 0 if summary.reconciles() else 1
@@ -246,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the inferred.nq of an assess-cohort --graph run (repeatable); loaded with the knowledge base")
     sp.add_argument("--format", choices=("tsv", "json"), default="tsv",
                     help="SELECT and ASK results in the SPARQL 1.1 TSV or JSON results format (CONSTRUCT: N-Triples)")
+    sp.add_argument("--timeout", type=int, default=QUERY_SECONDS, help=f"CPU seconds the query may take (default {QUERY_SECONDS})")
+    sp.add_argument("--memory-mb", type=int, default=QUERY_MEMORY_MB,
+                    help=f"memory the query may use, in MB (default {QUERY_MEMORY_MB})")
     engine_opts(sp)
     sp.set_defaults(func=cmd_query)
 

@@ -113,11 +113,42 @@ def csv_header(path: str | Path) -> tuple[str, ...]:
     return _decode_header(head, path) if head else ()
 
 
+@dataclass(frozen=True)
+class LineTooLong:
+    """The payload of an NDJSON line over the byte limit of one record (MAX_INPUT_BYTES, the limit
+    of a file): its length only, never its bytes (a 400 MB line was read whole, 1.28 GB)."""
+    length: int
+    limit: int
+
+
+def bounded_lines(fh, limit: int | None = None, end: int | None = None) -> Iterator[tuple[bytes | LineTooLong, int]]:
+    """(line, length in bytes) of a binary file from its position (up to ``end``), holding at most
+    ``limit`` + 1 bytes of a line: a longer line is (LineTooLong, length), its rest skipped."""
+    limit = MAX_INPUT_BYTES if limit is None else limit
+    pos = fh.tell()
+    while end is None or pos < end:
+        line = fh.readline(limit + 1)
+        if not line:
+            return
+        n = len(line)
+        if n > limit and not line.endswith(b"\n"):
+            while True:
+                more = fh.readline(1 << 20)
+                n += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            pos += n
+            yield LineTooLong(n, limit), n
+            continue
+        pos += n
+        yield line, n
+
+
 def read_ndjson(path: Path) -> Iterator[RawRecord]:
     with open(path, "rb") as fh:
         n = 0
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+        for lineno, (line, _len) in enumerate(bounded_lines(fh), 1):
+            if isinstance(line, bytes) and not line.strip():
                 continue
             yield RawRecord(n, f"line {lineno}", "bundle", line)
             n += 1
@@ -236,9 +267,12 @@ def plan_chunks(path: str | Path, size: int, max_bytes: int | None = None) -> It
             header = _decode_header(head, p) if head else ()
         index = first = 0
         start, start_line, n, quotes = offset, lineno + 1, 0, 0
-        for line in fh:
+        lines = bounded_lines(fh) if kind == "ndjson" else ((x, len(x)) for x in fh)
+        for line, length in lines:
             lineno += 1
-            offset += len(line)
+            offset += length
+            if isinstance(line, LineTooLong):
+                line = b"x"           # a record of its own, refused by the worker without being read
             if kind == "csv":
                 quotes += line.count(b'"')
                 if quotes % 2:
@@ -270,17 +304,19 @@ def read_chunk(plan: ChunkPlan) -> list[RawRecord]:
         group = Group(plan.index, plan.first, plan.n, plan.path, plan.orphans)
         return [RawRecord(plan.first + i, ref, "bundle", payload)
                 for i, (ref, payload) in enumerate(read_group(group, make, what))]
-    with open(plan.path, "rb") as fh:
-        fh.seek(plan.start)
-        data = fh.read(plan.end - plan.start)
     out: list[RawRecord] = []
     if plan.kind == "ndjson":
         lineno = plan.first_line - 1
-        for line in data.split(b"\n"):
-            lineno += 1
-            if line.strip():
-                out.append(RawRecord(plan.first + len(out), f"line {lineno}", "bundle", line))
+        with open(plan.path, "rb") as fh:
+            fh.seek(plan.start)
+            for line, _len in bounded_lines(fh, end=plan.end):
+                lineno += 1
+                if isinstance(line, LineTooLong) or line.strip():
+                    out.append(RawRecord(plan.first + len(out), f"line {lineno}", "bundle", line))
         return out
+    with open(plan.path, "rb") as fh:
+        fh.seek(plan.start)
+        data = fh.read(plan.end - plan.start)
     # Bytes that are not UTF-8 become lone surrogates (surrogateescape), never a guessed
     # character: the record loader refuses text holding one, so such a row is refused alone,
     # naming its field, and the rest of the chunk is read as usual.

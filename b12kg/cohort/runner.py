@@ -41,6 +41,7 @@ from ..inputs.csv import check_csv_header
 from ..kb import finding_classes, vocabulary
 from ..rdf.terms import patient_iri
 from ..rules import load_rules
+from .commit import switch_outputs
 from .planner import GROUPED_KINDS, ChunkPlan, csv_header, input_kind, plan_grouped, plan_input, read_chunk
 from .report import summary_html
 from .tables import FINDINGS_SCHEMA, finding_codes, patient_schema, summarise
@@ -219,7 +220,7 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
                 bar.close()
             summary.chunks = len(plans)
             summary.read = sum(r.read for r in reports.values())
-            assembler.finish(len(plans))
+            staged = assembler.finish(len(plans))
         except BaseException:
             assembler.abort()          # no half-written output file is left; finished parts stay for resume
             raise
@@ -229,7 +230,7 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
         summary.attrition = {"read": summary.read,
                              "refused": dict(sorted(assembler.refused.items(), key=lambda x: (-x[1], x[0]))),
                              "duplicates": summary.duplicates, "assessed": summary.assessed}
-        counts = summarise(pq.ParquetFile(out / OUTPUTS["patients"]).iter_batches(batch_size=65536))
+        counts = summarise(pq.ParquetFile(staged[OUTPUTS["patients"]]).iter_batches(batch_size=65536))
         classes = finding_classes()
         summary.codes = {c: {"label": classes[c]["label"], "kind": classes[c]["kind"], **v}
                          for c, v in counts["overall"]["codes"].items()}
@@ -237,22 +238,19 @@ def assess_cohort(input_path: str | Path, out_dir: str | Path, *, profile: str |
         summary.findings = {c: v["patients"] for c, v in summary.codes.items() if v["patients"]}
         summary.seconds = time.perf_counter() - t0
         doc = asdict(summary)
-        _write_text_atomic(out / "summary.json", json.dumps(doc, indent=2, ensure_ascii=False))
-        _write_text_atomic(out / "summary.html", summary_html(doc))
+        html = parts / "summary.html.assembling"
+        with open(html, "w", encoding="utf-8") as fh:
+            fh.write(summary_html(doc))
+            fh.flush()
+            os.fsync(fh.fileno())
+        staged["summary.html"] = html
+        # all or nothing (cohort/commit.py): the files are switched in, summary.json (the manifest) last
+        switch_outputs(out, staged, doc, names=[*OUTPUTS.values(), *SUMMARY_FILES])
         shutil.rmtree(parts)
         return summary
 
 
 DUPLICATE = "duplicate patient id"
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _resumed(parts: Path, index: int) -> ChunkReport | None:
@@ -296,41 +294,8 @@ class _Assembler:
             self._append(part_paths(self.parts, self.next))
             self.next += 1
 
-    def _append(self, paths: dict[str, Path]) -> None:
-        patients = pq.read_table(paths["patients"], schema=patient_schema())
-        findings = pq.read_table(paths["findings"], schema=FINDINGS_SCHEMA)
-        ndjson = paths["ndjson"].read_bytes().splitlines(keepends=True)
-        rejects = [json.loads(x) for x in paths["rejects"].read_text(encoding="utf-8").splitlines() if x]
-        graph = paths["graph"].read_bytes() if "graph" in self.kinds else b""
-        ids = patients.column("patient").to_pylist()
-        records = patients.column("record").to_pylist()
-        sources = patients.column("source").to_pylist()
-        dup = [pid in self.seen for pid in ids]
-        gone = set()
-        for pid, rec, src, d in zip(ids, records, sources, dup):
-            if d:
-                gone.add(pid)
-                rejects.append(duplicate_reject(rec, src, pid, *self.seen[pid]))
-            else:
-                self.seen[pid] = (rec, src)
-        if gone:
-            rejects.sort(key=lambda r: r["record"])
-            patients = patients.filter(pa.array([not d for d in dup]))
-            findings = findings.filter(pc.invert(pc.is_in(findings.column("patient"), pa.array(sorted(gone)))))
-            ndjson = [line for line, d in zip(ndjson, dup) if not d]
-            if graph:
-                graph = _without_patients(graph, [patient_iri(pid, self.base) for pid in gone])
-        self.assessed += patients.num_rows
-        self.refused.update(reject_reason(r) for r in rejects)
-        self.patients.write_table(patients)
-        self.findings.write_table(findings)
-        self.csv.write_table(patients)
-        self.files["ndjson"].write(b"".join(ndjson))
-        self.files["rejects"].write("".join(_reject_line(r) + "\n" for r in rejects).encode())
-        if "graph" in self.kinds:
-            self.files["graph"].write(graph)
-
-    def finish(self, n: int) -> None:
+    def finish(self, n: int) -> dict[str, Path]:
+        """The complete, synced files of the set (output name -> file), for commit.switch_outputs."""
         if self.next != n:
             raise B12kgError(f"internal error: {self.next} of {n} chunks assembled")
         self.patients.close()
@@ -340,7 +305,7 @@ class _Assembler:
             fh.flush()
             os.fsync(fh.fileno())
             fh.close()
-            os.replace(self._tmp(kind), self.out / OUTPUTS[kind])
+        return {OUTPUTS[kind]: self._tmp(kind) for kind in self.files}
 
     def abort(self) -> None:
         for kind, fh in self.files.items():

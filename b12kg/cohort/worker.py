@@ -33,7 +33,7 @@ from ..inputs.record import PatientRecord
 from ..rdf.patient import record_to_ntriples
 from ..rdf.terms import DATA_GRAPH, DEFAULT_BASE, INFERRED_GRAPH, patient_iri
 from .output import patient_outputs
-from .planner import RawRecord
+from .planner import LineTooLong, RawRecord
 from .tables import Assessed, findings_table, patient_table
 
 
@@ -71,6 +71,9 @@ def parse_raw(raw: RawRecord, profile: str | None) -> PatientRecord:
         header, row = raw.payload  # type: ignore[misc]
         return record_from_case(csv_case(header, row, raw.ref), source=raw.ref, profile=profile)
     if raw.kind == "bundle":
+        if isinstance(raw.payload, LineTooLong):
+            raise InputError([Issue(raw.ref, f"{raw.payload.length} bytes", f"is over the {raw.payload.limit} byte limit "
+                                    "for one record (the limit of a record file): not read")], source=raw.ref)
         try:
             data = load_json(raw.payload)  # type: ignore[arg-type]
         except (ValueError, RecursionError) as exc:

@@ -9,8 +9,10 @@ from typing import Any
 
 from ..errors import InputError, Issue
 from ..kb import vocabulary
-from .normalise import (NOT_TEXT, parse_decimal, parse_date, parse_time, add_notes, exact_age, finish, is_text,
-                        normalise_result, resolve_test, shown_text, unknown_word_problem)
+from .. import units
+from .normalise import (AGE_TOLERANCE_YEARS, FUTURE_TOLERANCE, MIN_PREGNANCY_AGE, NOT_TEXT, add_notes, ages_agree,
+                        exact_age, finish, in_future, is_text, normalise_result, parse_date, parse_decimal, parse_time,
+                        resolve_test, results_in_other_bands, run_time, shown_text, unknown_word_problem)
 from .record import MAX_AGE, MAX_DECIMAL_PLACES, MAX_GESTATIONAL_WEEKS, MAX_RESULTS_PER_RECORD, PatientRecord, Result
 
 _RESULT_FIELDS = frozenset({"value", "unit", "ref_high", "ref_low", "time", "comparator"})
@@ -91,12 +93,68 @@ def record_from_case(data: Any, *, source: str | None = None, profile: str | Non
                             "pregnant and postpartum is refused (findings.md v2), since the two haemoglobin cut-offs differ"))
     if issues:
         raise InputError(issues, source=source)
-    if rec.age_years is None and "age_years" not in patient:
-        _age_from_birth_date(rec, patient, issues)
-        if issues:
-            raise InputError(issues, source=source)
+    _check_dates(rec, patient, candidates, issues, vocab)
+    if issues:
+        raise InputError(issues, source=source)
     add_notes(rec)
     return rec
+
+
+def _check_dates(rec: PatientRecord, patient: Mapping, candidates: dict[str, list[Result]], issues: list[Issue],
+                 vocab) -> None:
+    """Time and age are checked, not assumed (issue 11): no date in the future of the run or
+    before birth; a specimen date that is the date of the latest result (within one day); an age
+    given beside a birth date that agrees with it (normalise.ages_agree); every current result
+    taken at an age in the same age band as the record's age; no pregnancy under MIN_PREGNANCY_AGE."""
+    now = run_time()
+    birth = parse_date(patient.get("birth_date"), "patient.birth_date", issues) if "birth_date" in patient else None
+    specimen = parse_date(patient.get("specimen_date"), "patient.specimen_date", issues) \
+        if patient.get("specimen_date") is not None else None
+    if birth is not None and in_future(birth, now):
+        issues.append(Issue("patient.birth_date", str(birth), f"is in the future of the run ({now.date()})"))
+    if specimen is not None and in_future(specimen, now):
+        issues.append(Issue("patient.specimen_date", str(specimen), f"is in the future of the run ({now.date()})"))
+    for key, items in sorted(candidates.items()):
+        for r in items:
+            if r.time is not None and in_future(r.time, now):
+                issues.append(Issue(f"observations.{key}.time", r.time.isoformat(),
+                                    f"is in the future of the run ({now.isoformat(timespec='seconds')})"))
+            elif r.time is not None and birth is not None and r.time.date() < birth:
+                issues.append(Issue(f"observations.{key}.time", r.time.isoformat(), f"is before the birth date {birth}"))
+    times = [r.time for r in rec.results.values() if r.time is not None]
+    latest = max(times).date() if times else None
+    if specimen is not None and latest is not None and abs((specimen - latest).days) > FUTURE_TOLERANCE.days:
+        issues.append(Issue("patient.specimen_date", str(specimen), f"is not the date of the latest result ({latest}): "
+                            "the age is computed at the specimen date, so the two must agree (within one day)"))
+    if issues:
+        return
+    at = specimen or latest
+    if birth is not None and at is not None:
+        if at < birth:
+            issues.append(Issue("patient.birth_date", str(birth), f"is after the specimen date {at}"))
+            return
+        age = exact_age(birth, at)
+        if age >= MAX_AGE:
+            issues.append(Issue("patient.birth_date", str(birth), f"gives an age of {age} years at {at}, which is not valid"))
+            return
+        if rec.age_years is None:
+            rec.age_years = age
+        elif not ages_agree(rec.age_years, age):
+            issues.append(Issue("patient.age_years", patient.get("age_years"), f"does not agree with the birth date "
+                                f"{birth}, which gives {units.format_decimal(age)} years at {at} (an age given beside "
+                                f"dates must be within {AGE_TOLERANCE_YEARS} years of it, or its completed years)"))
+            return
+        for key, age_at in results_in_other_bands(rec, birth, vocab):
+            issues.append(Issue(f"observations.{key}.time", rec.results[key].time.isoformat(),  # type: ignore[union-attr]
+                                f"is a result taken at age {units.format_decimal(age_at)} years, in another age band "
+                                f"than the record's age {units.format_decimal(rec.age_years)}: it would be judged by "
+                                "the cut-offs of the wrong age; give it as a record of its own"))
+    elif birth is not None and rec.age_years is None:
+        rec.notes.append("Age not known: a birth date is recorded but no specimen date, so age-dependent criteria are "
+                         "not assessed.")
+    if rec.pregnant and rec.age_years is not None and rec.age_years < MIN_PREGNANCY_AGE:
+        issues.append(Issue("patient.pregnant", True, f"is recorded for a patient of {units.format_decimal(rec.age_years)} "
+                            f"years: a pregnancy under {MIN_PREGNANCY_AGE} years is not plausible"))
 
 
 def _patient_fields(rec: PatientRecord, patient: Mapping, issues: list[Issue]) -> None:
@@ -137,26 +195,6 @@ def _patient_fields(rec: PatientRecord, patient: Mapping, issues: list[Issue]) -
             rec.gestational_weeks = gw
             if rec.pregnant is None:
                 rec.pregnant = True
-
-
-def _age_from_birth_date(rec: PatientRecord, patient: Mapping, issues: list[Issue]) -> None:
-    birth = parse_date(patient.get("birth_date"), "patient.birth_date", issues)
-    if birth is None:
-        return
-    times = [r.time for r in rec.results.values() if r.time is not None]
-    at = parse_date(patient.get("specimen_date"), "patient.specimen_date", issues) if patient.get("specimen_date") else (
-        max(times).date() if times else None)
-    if at is None:
-        rec.notes.append("Age not known: a birth date is recorded but no specimen date, so age-dependent criteria are not assessed.")
-        return
-    if at < birth:
-        issues.append(Issue("patient.birth_date", str(birth), f"is after the specimen date {at}"))
-        return
-    age = exact_age(birth, at)
-    if age >= MAX_AGE:
-        issues.append(Issue("patient.birth_date", str(birth), f"gives an age of {age} years at {at}, which is not valid"))
-        return
-    rec.age_years = age
 
 
 def _words(value: Any, fld: str, known: Mapping[str, str], aliases: Mapping[str, str],

@@ -43,7 +43,8 @@ from ..errors import InputError, Issue
 from ..kb import vocabulary
 from ..rdf.terms import ANALYTE_SYSTEM
 from .files import check_structure
-from .normalise import add_notes, decimal_places, exact_age, finish, normalise_result, parse_decimal
+from .normalise import (MIN_PREGNANCY_AGE, add_notes, decimal_places, exact_age, finish, in_future, limit_in_unit,
+                        limit_problem, normalise_result, parse_decimal, results_in_other_bands, run_time)
 from .record import (MAX_AGE, MAX_DECIMAL_PLACES, MAX_GESTATIONAL_WEEKS, MAX_RESULTS_PER_RECORD, PatientRecord,
                      Result)
 
@@ -136,6 +137,7 @@ class _Reader:
         self.gestation: list[tuple[datetime | None, Decimal, str]] = []
         self.deliveries: list[tuple[datetime, str]] = []
         self.unread: dict[str, list[str]] = {}  # what b12kg does not read, grouped (type or test) -> places
+        self.now = run_time()
 
     # -- the record as a whole ---------------------------------------------------------------
     def read(self) -> PatientRecord:
@@ -181,8 +183,11 @@ class _Reader:
                                     "must be exactly one Patient per Bundle (one patient is assessed at a time)")], source=src)
         pi, pwhere, pfull, patient = patients[0]
         self.patient_refs = {r for r in (pfull, f"Patient/{patient.id}" if patient.id else None) if r}
+        self.patient_ids = {(i.system, i.value) for i in patient.identifier or [] if i.value}
         rec = PatientRecord(id=str(patient.id or pfull or "patient"), source=src, profile=self.profile)
         self._sex(rec, patient, pwhere)
+        self.sex = rec.sex
+        self.birth = patient.birthDate if isinstance(patient.birthDate, date) else None
         candidates: dict[str, list[Result]] = {}
         for i, where, _full, res in others:
             if not self._about_patient(res, where):
@@ -200,6 +205,7 @@ class _Reader:
         at = self._specimen_date(rec)
         self._age(rec, patient, pwhere, at)
         self._pregnancy(rec, at)
+        self._ages_of_results(rec, patient)
         self._words(rec)
         rec.unusable_results = {k: why for k, (why, _t) in sorted(self.unusable.items())}
         rec.unmapped_codes = sorted(set(self.unmapped))
@@ -211,12 +217,37 @@ class _Reader:
         return rec
 
     def _about_patient(self, res, where: str) -> bool:
+        """A resource counts only when its subject is the Bundle's Patient: by reference (the
+        entry's fullUrl or Patient/<id>) or by a logical identifier (system and value) the Patient
+        carries. An Observation about something else of the patient (``focus``) is not a result of
+        the patient. Anything else is named in the notes and not used (issue 11)."""
         subj = getattr(res, "subject", None)
-        ref = subj.reference if subj is not None else None
-        if ref is not None and self.patient_refs and ref not in self.patient_refs:
-            self.notes.append(f"{where}.subject.reference {ref!r} does not refer to the Bundle's Patient: not used.")
+        focus = getattr(res, "focus", None)
+        if focus:
+            self.notes.append(f"{where}.focus names what it is about ({', '.join(_ref_text(f) for f in focus)}), "
+                              "not the Patient itself: not used.")
             return False
-        return True
+        if subj is None:
+            self.notes.append(f"{where} has no subject, so it is not known to be about the Bundle's Patient: not used.")
+            return False
+        ref = subj.reference
+        if ref is not None:
+            if ref in self.patient_refs:
+                return True
+            why = "does not refer to the Bundle's Patient" if self.patient_refs else \
+                "cannot be matched: the Bundle's Patient has neither an id nor a fullUrl"
+            self.notes.append(f"{where}.subject.reference {ref!r} {why}: not used.")
+            return False
+        ident = subj.identifier
+        if ident is not None and ident.value:
+            if (ident.system, ident.value) in self.patient_ids:
+                return True
+            self.notes.append(f"{where}.subject.identifier {ident.system or 'no system'}|{ident.value} is not an "
+                              "identifier of the Bundle's Patient: not used.")
+            return False
+        self.notes.append(f"{where}.subject names no reference and no identifier, so it is not known to be about the "
+                          "Bundle's Patient: not used.")
+        return False
 
     # -- Patient -----------------------------------------------------------------------------
     def _sex(self, rec: PatientRecord, patient, where: str) -> None:
@@ -265,6 +296,10 @@ class _Reader:
         if at is None:
             self.notes.append("No specimen date on any result: age cannot be computed from the birth date.")
             return
+        if in_future(birth, self.now):
+            self.notes.append(f"{where}.birthDate {birth} is in the future of the run ({self.now.date()}): age is not "
+                              "known.")
+            return
         if at < birth:
             self.notes.append(f"{where}.birthDate {birth} is after the specimen date {at}: age is not known.")
             return
@@ -282,7 +317,13 @@ class _Reader:
             role = self.vocab.fhir_roles.get(_code_key(c))
             if role in ("pregnancy-status", "gestational-age", "delivery-date"):
                 return self._obs_context(obs, where, role, c)
-        info, code, shown = self._test_of(codings, where)
+        info, code, shown, conflict = self._test_of(codings, where)
+        if conflict is not None:
+            keys, why = conflict
+            self.notes.append(f"{why}: not used.")
+            for key in keys:
+                self._unusable(key, why, _specimen_time(obs)[0])
+            return
         if info is None:
             mapped = self._clinical(codings, where, "Observation")
             if mapped:
@@ -310,6 +351,12 @@ class _Reader:
             return
         if time_problem is not None:
             why = f"{where}.{time_problem}"
+            self.notes.append(why)
+            self._unusable(key, why, None)
+            return
+        if when is not None and in_future(when, self.now):
+            why = (f"{where} ({key}) has a specimen time {when.isoformat()} in the future of the run "
+                   f"({self.now.isoformat(timespec='seconds')}): not used.")
             self.notes.append(why)
             self._unusable(key, why, None)
             return
@@ -346,7 +393,7 @@ class _Reader:
         unit = self._unit(info, q, f"{where}.valueQuantity", issues)
         if unit is None:
             return None
-        ref_high, ref_low = self._reference_range(obs, info, unit, where)
+        ref_high, ref_low = self._reference_range(obs, info, unit, where, when)
         r = normalise_result(info, value=q.value, unit=unit, fld=f"{where}.valueQuantity", issues=issues,
                              comparator=q.comparator, ref_high=ref_high, time=when, loinc=code, source=src,
                              vocab=self.vocab)
@@ -370,6 +417,11 @@ class _Reader:
                                 f"(accepted: {accepted}); no unit is ever assumed"))
             return None
         given = str(given)
+        text = _disagreeing_text(q)
+        if text is not None:
+            issues.append(Issue(f"{fld}.unit", text, f"disagrees with the UCUM code {given!r} of the same quantity "
+                                "(the text is a UCUM unit of its own): b12kg cannot tell which unit the value is in"))
+            return None
         match = _accepted_spelling(given, info.units)
         if match is None:
             if origin == "unit":
@@ -388,44 +440,139 @@ class _Reader:
             self.notes.append(f"{fld}.code {given!r} is read as {match} (the same UCUM unit, spelled otherwise).")
         return match
 
-    def _reference_range(self, obs, info, unit: str, where: str) -> tuple[Decimal | None, Decimal | None]:
+    def _reference_range(self, obs, info, unit: str, where: str, when: datetime | None
+                         ) -> tuple[Decimal | None, Decimal | None]:
+        """The laboratory's limits, in the result's unit: from the one reference range that applies
+        to the patient (its type normal or not given; its appliesTo matched to the patient's sex;
+        its age band holding the age at the result), or none, with a note saying why (issue 11)."""
+        chosen: list[tuple[int, Decimal | None, Decimal | None]] = []
         for k, rr in enumerate(obs.referenceRange or []):
-            high = self._limit(rr.high, info, unit, f"{where}.referenceRange[{k}].high")
-            low = self._limit(rr.low, info, unit, f"{where}.referenceRange[{k}].low")
+            fld = f"{where}.referenceRange[{k}]"
+            why = self._range_does_not_apply(rr, when)
+            if why is not None:
+                self.notes.append(f"{fld} {why}: the laboratory limit is not used.")
+                continue
+            high = self._limit(rr.high, info, unit, f"{fld}.high")
+            low = self._limit(rr.low, info, unit, f"{fld}.low")
             if high is not None or low is not None:
-                return high, low
-        return None, None
+                chosen.append((k, high, low))
+        if len({(h, lo) for _k, h, lo in chosen}) > 1:
+            self.notes.append(f"{where}.referenceRange: ranges {', '.join(str(k) for k, _h, _l in chosen)} all apply to "
+                              "the patient and differ: no laboratory limit is used.")
+            return None, None
+        return chosen[0][1:] if chosen else (None, None)
+
+    def _range_does_not_apply(self, rr, when: datetime | None) -> str | None:
+        types = [c.code for c in _codings(rr.type) if c.code]
+        if types and "normal" not in types:
+            return f"is of type {', '.join(types)}, not the normal range"
+        for cc in rr.appliesTo or []:
+            codes = _codings(cc)
+            roles = {self.vocab.fhir_roles.get(_code_key(c)) for c in codes}
+            sexes = {r[4:] for r in roles if r in ("sex-female", "sex-male")}
+            if sexes:
+                if self.sex not in sexes:
+                    return f"applies to sex {', '.join(sorted(sexes))}, and the patient's sex is {self.sex or 'not recorded'}"
+                continue
+            shown = ", ".join(_code_key(c) for c in codes) or (cc.text and repr(cc.text)) or "no code"
+            return f"applies to {shown}, which b12kg cannot match to the patient"
+        if rr.age is not None:
+            return self._age_range_does_not_apply(rr.age, when)
+        return None
+
+    def _age_range_does_not_apply(self, age_range, when: datetime | None) -> str | None:
+        if self.birth is None or when is None or when.date() < self.birth:
+            return "applies to an age range, and the age at the result is not known"
+        years = exact_age(self.birth, when.date())
+        days = Decimal((when.date() - self.birth).days)
+        in_unit = {"a": years, "mo": years * 12, "wk": days / 7, "d": days}
+        for name, q, inside in (("low", age_range.low, lambda a, b: a >= b), ("high", age_range.high, lambda a, b: a <= b)):
+            if q is None or q.value is None:
+                continue
+            u = str(q.code if q.code is not None else q.unit or "")
+            bound = parse_decimal(q.value)
+            if u not in in_unit or bound is None:
+                return f"applies to an age range whose {name} {q.value} {u!r} is not in a, mo, wk or d"
+            if not inside(in_unit[u], bound):
+                return (f"applies to ages {'from' if name == 'low' else 'up to'} {units.format_decimal(bound)} {u}, and "
+                        f"the patient is {units.format_decimal(years)} years at the result")
+        return None
 
     def _limit(self, q, info, unit: str, fld: str) -> Decimal | None:
+        """A reference limit in the result's unit: its own unit must be a unit of the test (then it
+        is converted exactly) and not contradicted by the unit text; else it is not used (noted)."""
         if q is None or q.value is None:
             return None
         spelled = q.code if q.code is not None else q.unit
-        if spelled is not None and _accepted_spelling(str(spelled), {unit: None}) is None:
-            self.notes.append(f"{fld} is in {spelled!r}, not in the result's unit {unit}: the laboratory limit is not used.")
+        if spelled is None or not str(spelled).strip():
+            self.notes.append(f"{fld} has no unit: the laboratory limit is not used (no unit is ever assumed).")
+            return None
+        text = _disagreeing_text(q)
+        if text is not None:
+            self.notes.append(f"{fld}.unit {text!r} disagrees with its code {q.code!r}: the laboratory limit is not used.")
+            return None
+        limit_unit = _accepted_spelling(str(spelled), info.units)
+        if limit_unit is None:
+            self.notes.append(f"{fld} is in {spelled!r}, not a unit of {info.key} b12kg reads: the laboratory limit is "
+                              "not used.")
             return None
         d = parse_decimal(q.value)
         if d is None or d <= 0:
             self.notes.append(f"{fld} {q.value!r} is not a positive number: the laboratory limit is not used.")
             return None
-        return d
+        problem = limit_problem(info, limit_unit, d)
+        if problem is not None:
+            self.notes.append(f"{fld} {units.to_decimal_string(d)} {limit_unit} {problem}: the laboratory limit is not used.")
+            return None
+        value = limit_in_unit(info, d, limit_unit, unit)
+        if value is None:
+            self.notes.append(f"{fld} {units.to_decimal_string(d)} {limit_unit} cannot be converted exactly to the "
+                              f"result's unit {unit}: the laboratory limit is not used.")
+            return None
+        if limit_unit != unit:
+            self.notes.append(f"{fld} {units.format_decimal(d)} {limit_unit} is read as "
+                              f"{units.format_decimal(value)} {unit}, the result's unit.")
+        return value
 
     def _test_of(self, codings, where: str):
+        """(info, LOINC code, shown, conflict): the test the Observation's codings name. It is read
+        only when every coding of a test agrees on one analyte: an accepted code beside a refused
+        one (serum B12 2132-9 with whole-blood 16695-9, in either order), beside a code of another
+        analyte (a b12kg key beside a LOINC ferritin code), or beside a LOINC code b12kg does not
+        know, is a conflict: (the analyte keys involved, why), and nothing is read."""
+        found: list[tuple[Any, str | None, str]] = []     # (info, LOINC code, shown)
+        refused: list[tuple[Any, str, str]] = []          # (info, code, reason)
+        unknown: list[str] = []
         shown = None
         for c in codings:
             if c.system == LOINC and c.code:
                 if c.code in self.vocab.refused_codes:
                     info, reason = self.vocab.refused_codes[c.code]
-                    return None, None, f"LOINC {c.code}, refused: {reason}"
-                if c.code in self.vocab.tests_by_loinc:
-                    return self.vocab.tests_by_loinc[c.code], c.code, None
-                shown = shown or f"LOINC {c.code}"
+                    refused.append((info, c.code, reason))
+                elif c.code in self.vocab.tests_by_loinc:
+                    found.append((self.vocab.tests_by_loinc[c.code], c.code, f"LOINC {c.code}"))
+                else:
+                    unknown.append(f"LOINC {c.code}")
+                    shown = shown or f"LOINC {c.code}"
             elif c.system == B12KG_ANALYTE and c.code in self.vocab.tests_by_key:
-                return self.vocab.tests_by_key[c.code], None, None
+                found.append((self.vocab.tests_by_key[c.code], None, f"b12kg analyte {c.code}"))
             elif c.code:
                 shown = shown or f"{c.system or 'no system'} {c.code}"
         if not codings:
             shown = "no code"
-        return None, None, shown
+        keys = sorted({f[0].key for f in found} | {r[0].key for r in refused})
+        if not found:
+            if refused:
+                info, code, reason = refused[0]
+                return None, None, f"LOINC {code}, refused: {reason}", None
+            return None, None, shown, None
+        if len(keys) == 1 and not refused and not unknown:
+            info, code, _ = next((f for f in found if f[1] is not None), found[0])
+            return info, code, None, None
+        said = [f"{text} is {info.key}" for info, _c, text in found]
+        said += [f"LOINC {code} is refused ({reason})" for _i, code, reason in refused]
+        said += [f"{u} is not a code b12kg knows, so it may name another measurand" for u in unknown]
+        return None, None, None, (keys, f"{where}.code holds codings that do not agree on one test ({'; '.join(said)})")
 
     def _obs_context(self, obs, where: str, role: str, coding) -> None:
         if obs.status not in COUNTING_STATUS:
@@ -568,6 +715,34 @@ class _Reader:
                 "iron" not in rec.results or "tibc" not in rec.results):
             del rec.results["tsat"]
 
+    def _ages_of_results(self, rec: PatientRecord, patient) -> None:
+        """Each result is judged at the age on its own date: a current result taken before birth, or
+        at an age in another age band than the record's age, is unusable (issue 11); a pregnancy
+        read for a patient under MIN_PREGNANCY_AGE is not used."""
+        birth = patient.birthDate
+        if isinstance(birth, date) and not in_future(birth, self.now):
+            for key, r in sorted(rec.results.items()):
+                if r.time is not None and not r.derived_from and r.time.date() < birth:
+                    self._not_usable(rec, key, f"the {key} result of {r.time.date()} ({r.source}) is before the birth "
+                                     f"date {birth}")
+            for key, age_at in results_in_other_bands(rec, birth, self.vocab):
+                if key in rec.results:
+                    self._not_usable(rec, key, f"the {key} result ({rec.results[key].source}) was taken at age "
+                                     f"{units.format_decimal(age_at)} years, in another age band than the age "
+                                     f"{units.format_decimal(rec.age_years)} the record is assessed at, so it would be "
+                                     "judged by the wrong cut-offs")
+        if rec.pregnant and rec.age_years is not None and rec.age_years < MIN_PREGNANCY_AGE:
+            self.notes.append(f"A pregnancy is recorded for a patient of {units.format_decimal(rec.age_years)} years, "
+                              f"under {MIN_PREGNANCY_AGE}: not plausible, so pregnancy is taken as not stated.")
+            rec.pregnant, rec.gestational_weeks = None, None
+
+    def _not_usable(self, rec: PatientRecord, key: str, why: str) -> None:
+        rec.superseded.append(rec.results.pop(key))
+        self.notes.append(f"{why}: not used.")
+        self.unusable[key] = (why, None)
+        if key in ("iron", "tibc") and "tsat" in rec.results and rec.results["tsat"].derived_from:
+            del rec.results["tsat"]
+
     def _specimen_date(self, rec: PatientRecord) -> date | None:
         times = [r.time for r in rec.results.values() if r.time is not None]
         return max(times).date() if times else None
@@ -649,6 +824,26 @@ def record_from_bundle(data: Mapping, *, source: str | None = None, profile: str
 
 _PARTIAL = ("a year or a year and month, where b12kg needs the day (to tell which result is the latest "
             "and to compute the exact age)")
+
+
+def _disagreeing_text(q) -> str | None:
+    """The unit text of a Quantity when it is itself a UCUM unit other than its code (code pmol/L,
+    text pg/mL): which of the two the value is in cannot be told. A text that is not UCUM
+    ("picomoles per litre") is display only and never disagrees."""
+    if q.code is None or q.unit is None:
+        return None
+    text = str(q.unit).strip()
+    if not text or text == str(q.code) or not units.is_valid_ucum(text):
+        return None
+    return None if units.same_unit(text, str(q.code)) else text
+
+
+def _ref_text(ref) -> str:
+    if ref.reference:
+        return repr(ref.reference)
+    if ref.identifier is not None and ref.identifier.value:
+        return f"identifier {ref.identifier.system or 'no system'}|{ref.identifier.value}"
+    return "a reference with no target"
 
 
 def _accepted_spelling(unit: str, accepted: Mapping[str, Any]) -> str | None:

@@ -7,11 +7,12 @@ message naming the field, the value and the problem."""
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import math
 import numbers
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from collections.abc import Iterable
 from typing import Any
@@ -194,6 +195,10 @@ def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issu
             issues.append(Issue(f"{fld}.{name}", given, f"is not a positive number (the laboratory's {what} "
                                 "reference limit, in the result's own unit)"))
             return None
+        problem = limit_problem(info, unit, r[1])
+        if problem is not None:
+            issues.append(Issue(f"{fld}.{name}", given, problem))
+            return None
         limits[name] = units.convert(r[1], factor)
         if decimal_places(limits[name]) > MAX_DECIMAL_PLACES:
             issues.append(Issue(f"{fld}.{name}", given, f"has too many decimal places to compare exactly: "
@@ -210,6 +215,30 @@ def normalise_result(info: LabTestInfo, *, value: Any, unit: Any, fld: str, issu
                   ref_high_as_given=None if ref_high is None else str(ref_high), ref_high_compared=limits["ref_high"],
                   ref_low_as_given=None if ref_low is None else str(ref_low), ref_low_compared=limits["ref_low"],
                   time=time, loinc=loinc)
+
+
+def limit_problem(info: LabTestInfo, unit: str, limit: Decimal) -> str | None:
+    """Why a laboratory reference limit in ``unit`` is not plausible for the test (outside the
+    test's plausible range, as a result would be), or None."""
+    canonical = units.convert(limit, info.units[unit].factor_to_canonical)
+    lo, hi = info.plausible_low, info.plausible_high
+    if lo is None or hi is None or lo <= canonical <= hi:
+        return None
+    return (f"is not plausible as a reference limit of {info.key}: {units.to_decimal_string(canonical)} "
+            f"{info.canonical_unit} is outside {units.to_decimal_string(lo)}-{units.to_decimal_string(hi)} "
+            f"{info.canonical_unit}")
+
+
+def limit_in_unit(info: LabTestInfo, limit: Decimal, limit_unit: str, unit: str) -> Decimal | None:
+    """A reference limit given in one accepted unit of the test, exactly in another (None when the
+    conversion does not end within MAX_DECIMAL_PLACES places: never rounded)."""
+    if limit_unit == unit:
+        return limit
+    num, den = info.units[limit_unit].factor_to_canonical, info.units[unit].factor_to_canonical
+    value = limit * num / den
+    if value * den != limit * num or decimal_places(value) > MAX_DECIMAL_PLACES:
+        return None
+    return value
 
 
 def _given_number(value: Any) -> str:
@@ -317,23 +346,47 @@ def select_latest(candidates: Iterable[Result], key: str, issues: list[Issue], f
     return latest, items[:-1]
 
 
-def derive_tsat(results: dict[str, Result], vocab: Vocabulary, issues: list[Issue] | None = None) -> Result | None:
-    """TSAT = serum iron / TIBC x 100 (same units), when TSAT was not reported and both are exact.
-    Serum iron above TIBC (a saturation over 100 %) is impossible: refused, naming both."""
+def derive_tsat(results: dict[str, Result], vocab: Vocabulary, issues: list[Issue] | None = None,
+                notes: list[str] | None = None) -> Result | None:
+    """TSAT = serum iron / TIBC x 100 (same units), when TSAT was not reported and both are exact
+    and from one specimen (their times within SAME_SPECIMEN_WINDOW, or neither timed; else it is not
+    derived and ``notes`` says why). Serum iron above TIBC (a saturation over 100 %) is impossible:
+    refused, naming both. The quotient is exact when it ends within MAX_DECIMAL_PLACES places
+    (15.9999999 stays 15.9999999, never 16); else it is rounded to TSAT_PLACES places, which keeps
+    every comparison with a cut-off of fewer places (tests/test_hostile_inputs.py checks the TSAT
+    cut-offs have fewer), unless the rounding lands on a number of fewer places: then it is not
+    derived (the notes say why)."""
     iron, tibc = results.get("iron"), results.get("tibc")
     if "tsat" in results or iron is None or tibc is None:
         return None
     if iron.comparator != "=" or tibc.comparator != "=" or not tibc.canonical_value:
         return None
     assert iron.canonical_value is not None
-    value = units.round6(iron.canonical_value / tibc.canonical_value * 100)
+    say = notes.append if notes is not None else (lambda _n: None)
+    if (iron.time is None) != (tibc.time is None):
+        timed, untimed = ("iron", "TIBC") if iron.time is not None else ("TIBC", "iron")
+        say(f"Transferrin saturation is not derived: the {timed} result has a specimen time and the {untimed} "
+            "result has none, so b12kg cannot tell that they are from one specimen.")
+        return None
+    if iron.time is not None and tibc.time is not None and abs(iron.time - tibc.time) > SAME_SPECIMEN_WINDOW:
+        say(f"Transferrin saturation is not derived: serum iron ({iron.time.isoformat()}) and TIBC "
+            f"({tibc.time.isoformat()}) are more than {_window_text(SAME_SPECIMEN_WINDOW)} apart, so not from one "
+            "specimen.")
+        return None
+    exact = iron.canonical_value / tibc.canonical_value * 100
     info = vocab.tests_by_key["tsat"]
     assert info.plausible_high is not None
-    if value > info.plausible_high:
+    if exact > info.plausible_high:
         if issues is not None:
             issues.append(Issue("observations.iron", iron.value_as_given, f"is above the TIBC {tibc.value_as_given}: "
-                                f"transferrin saturation would be {units.to_decimal_string(value)} %, over 100 %; "
-                                "one of the two is wrong"))
+                                f"transferrin saturation would be {units.to_decimal_string(units.round6(exact))} %, "
+                                "over 100 %; one of the two is wrong"))
+        return None
+    value = exact if decimal_places(exact) <= MAX_DECIMAL_PLACES else units.round6(exact)
+    if value != exact and decimal_places(value) < TSAT_PLACES:
+        say(f"Transferrin saturation is not derived: serum iron / TIBC x 100 = {exact} does not end within "
+            f"{MAX_DECIMAL_PLACES} decimal places and rounds onto {units.to_decimal_string(value)}, which could be a "
+            "cut-off it is not equal to, so it cannot be compared exactly.")
         return None
     times = [t for t in (iron.time, tibc.time) if t is not None]
     return Result(key="tsat", test_iri=info.iri, source=f"derived from {iron.source} and {tibc.source}",
@@ -343,15 +396,76 @@ def derive_tsat(results: dict[str, Result], vocab: Vocabulary, issues: list[Issu
                   derivation="serum iron / TIBC x 100, same units (findings.md)")
 
 
+TSAT_PLACES = 6
+
+
+def _window_text(w: timedelta) -> str:
+    hours = int(w.total_seconds() // 3600)
+    return f"{hours} hours" if hours % 24 else f"{hours // 24} day{'s' if hours != 24 else ''}"
+
+
 def finish(rec: PatientRecord, candidates: dict[str, list[Result]], issues: list[Issue], vocab: Vocabulary) -> None:
     for key, items in candidates.items():
         latest, older = select_latest(items, key, issues, f"observations.{key}")
         if latest is not None:
             rec.results[key] = latest
             rec.superseded.extend(older)
-    tsat = derive_tsat(rec.results, vocab, issues)
+    tsat = derive_tsat(rec.results, vocab, issues, rec.notes)
     if tsat is not None:
         rec.results["tsat"] = tsat
+
+
+# -- time and identity (issue 11, point 2) ----------------------------------------------------
+# A date up to FUTURE_TOLERANCE after the run's UTC clock is not in the future: a specimen taken
+# this morning in a time zone ahead of UTC carries tomorrow's UTC date.
+FUTURE_TOLERANCE = timedelta(days=1)
+# Serum iron and TIBC combined into a TSAT must be from one specimen: their times at most this apart.
+SAME_SPECIMEN_WINDOW = timedelta(hours=24)
+# An age given beside dates agrees with the age the dates give when it differs by at most this, or
+# when it is a whole number equal to the completed years the dates give (the way an age is written).
+AGE_TOLERANCE_YEARS = Decimal("0.1")
+# A pregnancy recorded below this age is refused as implausible (a case record) or not read (FHIR).
+MIN_PREGNANCY_AGE = Decimal(10)
+
+
+def run_time() -> datetime:
+    """The time of the run (UTC): dates after it (beyond FUTURE_TOLERANCE) are in the future."""
+    return datetime.now(timezone.utc)
+
+
+def in_future(t: date | datetime, now: datetime) -> bool:
+    if isinstance(t, datetime):
+        return t > now + FUTURE_TOLERANCE
+    return t > (now + FUTURE_TOLERANCE).date()
+
+
+def ages_agree(given: Decimal, computed: Decimal) -> bool:
+    """True when an age given in years agrees with the exact age computed from dates (see
+    AGE_TOLERANCE_YEARS)."""
+    if abs(given - computed) <= AGE_TOLERANCE_YEARS:
+        return True
+    return given == given.to_integral_value() and Decimal(int(computed)) == given
+
+
+def age_band(age: Decimal, vocab: Vocabulary) -> int:
+    """Which of the ontology's age bands (between consecutive Vocabulary.age_boundaries) holds ``age``."""
+    return bisect.bisect_right(vocab.age_boundaries, age)
+
+
+def results_in_other_bands(rec: PatientRecord, birth: date, vocab: Vocabulary) -> list[tuple[str, Decimal]]:
+    """The current results taken at an age in another age band than the record's age (each result
+    is judged at the age on its own date; the record carries one age): (key, age at the result)."""
+    if rec.age_years is None:
+        return []
+    band = age_band(rec.age_years, vocab)
+    out = []
+    for key, r in sorted(rec.results.items()):
+        if r.time is None or r.derived_from or r.time.date() < birth:
+            continue
+        at = exact_age(birth, r.time.date())
+        if age_band(at, vocab) != band:
+            out.append((key, at))
+    return out
 
 
 def add_notes(rec: PatientRecord) -> None:

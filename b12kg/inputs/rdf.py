@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,10 +21,12 @@ from rdflib.namespace import RDF
 from .. import paths
 from ..errors import InputError, Issue
 from ..kb import parse_turtle, vocabulary
-from ..rdf.terms import B12, INPUT_BASE, SH
+from ..rdf.terms import B12, INPUT_BASE, SH, TRIMESTER_IRIS
 from .files import load_json, read_bytes
-from .normalise import NOT_TEXT, add_notes, finish, is_text, normalise_result, parse_time, shown_text
-from .record import PatientRecord, Result
+from .normalise import (NOT_TEXT, add_notes, finish, is_text, normalise_result, parse_decimal, parse_time, parse_value,
+                        shown_text)
+from .record import (MAX_AGE, MAX_DECIMAL_PLACES, MAX_DIGITS, MAX_GESTATIONAL_WEEKS, MAX_RESULTS_PER_RECORD, PatientRecord,
+                     Result)
 from ..cache import import_once, once
 
 _FORMATS = {".ttl": "turtle", ".nt": "nt", ".jsonld": "json-ld"}
@@ -53,6 +56,49 @@ def _remote_contexts(node: Any, path: str = "") -> list[str]:
     return found
 
 
+def _undefined_jsonld_terms(doc: Any) -> list[tuple[str, str]]:
+    """(where, key) of every key of a JSON-LD document that is neither a keyword, an IRI or compact
+    IRI (holding ':'), nor a term defined in an @context of the document (a simple over-approximation
+    of scoped contexts: a term defined anywhere counts as defined)."""
+    defined: set[str] = set()
+    has_vocab = False
+
+    def contexts(node: Any) -> None:
+        nonlocal has_vocab
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "@context":
+                    for c in v if isinstance(v, list) else [v]:
+                        if isinstance(c, dict):
+                            defined.update(c)
+                            has_vocab = has_vocab or "@vocab" in c
+                contexts(v)
+        elif isinstance(node, list):
+            for v in node:
+                contexts(v)
+
+    contexts(doc)
+    if has_vocab:          # every term expands: an unknown one is refused as an unknown property
+        return []
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "@context":
+                    continue
+                here = f"{path}.{k}" if path else k
+                if not k.startswith("@") and ":" not in k and k not in defined:
+                    found.append((path or "document", k))
+                walk(v, here)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}]")
+
+    walk(doc, "")
+    return found
+
+
 def parse_rdf(data: str | bytes, fmt: str, *, source: str | None = None) -> rdflib.Graph:
     """Parse RDF text with no network access."""
     if fmt == "json-ld":
@@ -64,6 +110,15 @@ def parse_rdf(data: str | bytes, fmt: str, *, source: str | None = None) -> rdfl
         if remote:
             raise InputError([Issue(r.split(": ", 1)[0], r.split(": ", 1)[1], "is a remote JSON-LD context: b12kg never "
                                     "fetches anything; put the context inline") for r in remote[:5]], source=source)
+        unknown = _undefined_jsonld_terms(doc)
+        if unknown:
+            raise InputError([Issue(where, term, "is not a term of the document's @context nor an IRI: JSON-LD "
+                                    "processing would drop it and what it holds without a word")
+                              for where, term in unknown[:20]], source=source)
+    elif isinstance(data, bytes) and data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]          # a UTF-8 byte-order mark (Windows editors write one): not part of the text
+    elif isinstance(data, str) and data.startswith("\ufeff"):
+        data = data[1:]
     g = rdflib.Graph()
     try:
         g.parse(data=data, format=fmt)
@@ -150,10 +205,43 @@ def record_from_rdf_file(path: Path, *, profile: str | None = None) -> PatientRe
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError([Issue("file", str(path), "is not .ttl, .nt or .jsonld (RDF/XML is not read)")])
-    return record_from_graph(parse_rdf(read_bytes(path), fmt, source=str(path)), source=str(path), profile=profile)
+    data = read_bytes(path)
+    if len(data) > MAX_RDF_BYTES:
+        raise InputError([Issue("file", str(path), f"is {len(data)} bytes, over the {MAX_RDF_BYTES} byte limit for one "
+                                "patient given as RDF (rdflib holds about 100 times the text in memory)")])
+    return record_from_graph(parse_rdf(data, fmt, source=str(path)), source=str(path), profile=profile)
+
+
+# Bounds of an RDF patient document (bench/rdf_input.py measures them): rdflib keeps about 100
+# bytes of memory per byte of Turtle (29 MB took 3.2 GB and 80 s), so one patient's document is
+# limited to MAX_RDF_BYTES (its 10,000 results, as b12kg writes them, take about 2.6 MB); the SHACL
+# check of "one current result per test" grows faster than the square of the current results of
+# one test (400 took 68 s), so that is checked first, in linear time, as is the result count.
+MAX_RDF_BYTES = 8 * 1024 * 1024
+
+
+def _bounded_graph(g: rdflib.Graph, *, source: str | None) -> None:
+    issues = []
+    for p in g.subjects(RDF.type, B12.Patient):
+        n = sum(1 for _ in g.objects(p, B12.hasResult)) + sum(1 for _ in g.objects(p, B12.hasSupersededResult))
+        if n > MAX_RESULTS_PER_RECORD:
+            issues.append(Issue(f"<{p}>", f"{n} results", f"are more than the {MAX_RESULTS_PER_RECORD} results one record "
+                                "may hold"))
+            continue
+        by_test: dict[str, int] = {}
+        for r in g.objects(p, B12.hasResult):
+            t = str(g.value(r, B12.test))
+            by_test[t] = by_test.get(t, 0) + 1
+        for t, k in sorted(by_test.items()):
+            if k > 1:
+                issues.append(Issue(f"<{p}> b12:hasResult", f"{k} current results", f"of the test <{t}>: at most one "
+                                    "result of a test is current (link the others with b12:hasSupersededResult)"))
+    if issues:
+        raise InputError(issues, source=source)
 
 
 def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: str | None = None) -> PatientRecord:
+    _bounded_graph(g, source=source)
     validate_shapes(g, source=source)
     patients = list(g.subjects(RDF.type, B12.Patient))
     if len(patients) != 1:
@@ -167,15 +255,15 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
         issues.append(Issue("b12:patientId", shown_text(rec.id), NOT_TEXT))
     sex = g.value(p, B12.sex)
     rec.sex = {B12.Female: "female", B12.Male: "male"}.get(sex)
-    age = g.value(p, B12.ageYears)
-    if age is not None:
-        rec.age_years = age.toPython()
+    rec.age_years = _number(g.value(p, B12.ageYears), "b12:ageYears", Decimal(0), MAX_AGE, issues)
     preg = g.value(p, B12.pregnancyStatus)
     if preg is not None and g.value(p, B12.pregnancyStatusAssumed) is None:
         rec.pregnant = preg == B12.Pregnant
-    gw = g.value(p, B12.gestationalWeeks)
-    if gw is not None:
-        rec.gestational_weeks = gw.toPython()
+    rec.gestational_weeks = _number(g.value(p, B12.gestationalWeeks), "b12:gestationalWeeks", Decimal(0),
+                                    MAX_GESTATIONAL_WEEKS + 1, issues)
+    unread, unread_notes = _unread_terms(g, p)
+    issues.extend(unread)
+    rec.notes.extend(unread_notes)
     prof = g.value(p, B12.profile)
     names = {v: k for k, v in vocab.profiles.items()}
     rec.profile = profile or names.get(str(prof), "default")
@@ -203,6 +291,20 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
         unit = g.value(r, B12.unitAsGiven)
         given_source = g.value(r, B12.sourceRecord)
         loinc = g.value(r, B12.loincCode)
+        if loinc is not None and str(loinc) not in info.loinc:
+            refused = vocab.refused_codes.get(str(loinc))
+            issues.append(Issue(f"{fld} b12:loincCode", str(loinc), f"is refused: {refused[1]}" if refused else
+                                f"is not a LOINC code of {info.key} (its codes: {', '.join(info.loinc) or 'none'})"))
+            continue
+        comparator = g.value(r, B12.comparator)
+        if comparator is not None and not info.qualitative and str(comparator) != "=":
+            own = parse_value(value)
+            if own is None or own[0] == "=":
+                value = f"{comparator}{value}"
+            elif own[0] != str(comparator):
+                issues.append(Issue(f"{fld} b12:comparator", str(comparator), f"conflicts with the comparator in "
+                                    f"b12:valueAsGiven {value!r}"))
+                continue
         res = normalise_result(info, value=value, unit=None if unit is None else str(unit), fld=fld, issues=issues,
                                ref_high=None if ref is None else str(ref),
                                ref_low=None if ref_low is None else str(ref_low), time=when, vocab=vocab,
@@ -229,6 +331,11 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
         if key is not None:
             rec.unusable_results[key] = str(g.value(u, B12.unusableReason) or "")
     rec.unmapped_codes = sorted(str(c) for c in g.objects(p, B12.hasUnmappedClinicalCode))
+    trimester = g.value(p, B12.trimester)
+    if trimester is not None and not issues and str(trimester) != TRIMESTER_IRIS[rec.trimester]:
+        issues.append(Issue("b12:trimester", str(trimester), f"disagrees with the pregnancy status and gestational weeks "
+                            f"given, which make it <{TRIMESTER_IRIS[rec.trimester]}> (b12kg derives the trimester from "
+                            "b12:gestationalWeeks: give the weeks)"))
     if rec.pregnant and "postpartum" in rec.contexts:
         issues.append(Issue("b12:hasContext", "postpartum", "is recorded for a patient recorded as pregnant: "
                             "a record both pregnant and postpartum is refused (findings.md v2)"))
@@ -236,6 +343,71 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
         raise InputError(issues, source=source)
     add_notes(rec)
     return rec
+
+
+def _number(lit: Any, fld: str, low: Decimal, under: Decimal, issues: list[Issue]) -> Decimal | None:
+    """An age or a number of weeks as an exact, bounded decimal (parse_decimal), from low to under
+    ``under``; else an issue: an age of 30 decimal places made every comparison fail silently."""
+    if lit is None:
+        return None
+    d = parse_decimal(str(lit)) if isinstance(lit, rdflib.Literal) else None
+    if d is None or not low <= d < under:
+        issues.append(Issue(fld, str(lit), f"is not a number from {low} to under {under} of at most "
+                            f"{MAX_DECIMAL_PLACES} decimal places and {MAX_DIGITS} significant digits"))
+        return None
+    return d
+
+
+# What the reader reads, by kind of node: any other property, or a node that is neither the
+# patient nor linked from it, is refused by name (issue 11: unknown terms and unlinked results
+# were dropped without a word). The derived values of a graph b12kg wrote (comparedValue, ...)
+# are allowed and recomputed, never read.
+_PATIENT_TERMS = frozenset(B12[t] for t in (
+    "patientId", "profile", "sex", "pregnancyStatus", "trimester", "ageStatus", "pregnancyStatusAssumed", "ageYears",
+    "gestationalWeeks", "unrecognisedContext", "hasResult", "hasSupersededResult", "hasUnusableResult",
+    "hasUnmappedClinicalCode", "hasSymptom", "hasContext")) | {RDF.type}
+_RESULT_TERMS = frozenset(B12[t] for t in (
+    "test", "valueAsGiven", "sourceRecord", "qualitativeValue", "comparator", "comparedValue", "comparedUnit",
+    "unitAsGiven", "referenceHighCompared", "referenceHighAsGiven", "referenceLowCompared", "referenceLowAsGiven",
+    "effectiveTime", "loincCode", "derivedFromResult", "derivationMethod")) | {RDF.type}
+_UNUSABLE_TERMS = frozenset(B12[t] for t in ("test", "unusableReason")) | {RDF.type}
+
+
+def _unread_terms(g: rdflib.Graph, p: Any) -> tuple[list[Issue], list[str]]:
+    """(issues, notes) on what the reader would not read. In b12kg's namespace (a misspelt property,
+    a b12:LabResult not linked from the patient) it is refused: a result or a fact the rules need
+    would be lost. Other vocabularies (owl:imports, a label) are named in the notes, unread."""
+    allowed = {p: _PATIENT_TERMS}
+    for link, terms in ((B12.hasResult, _RESULT_TERMS), (B12.hasSupersededResult, _RESULT_TERMS),
+                        (B12.hasUnusableResult, _UNUSABLE_TERMS)):
+        for node in g.objects(p, link):
+            allowed[node] = terms
+    ours = str(B12)
+    issues: list[Issue] = []
+    foreign: list[str] = []
+    unlinked: dict[Any, bool] = {}
+    for s_, pred, o in sorted(g, key=lambda t: (str(t[0]), str(t[1]), str(t[2]))):
+        terms = allowed.get(s_)
+        mine = str(pred).startswith(ours) or (pred == RDF.type and str(o).startswith(ours))
+        if terms is None:
+            unlinked[s_] = unlinked.get(s_, False) or mine
+        elif pred not in terms:
+            if str(pred).startswith(ours):
+                issues.append(Issue(f"<{s_}>", str(pred), "is not a property b12kg reads on this node, so what it "
+                                    "says would be dropped"))
+            else:
+                foreign.append(f"<{s_}> <{pred}>")
+    for node in sorted((n for n, mine in unlinked.items() if mine), key=str)[:20]:
+        issues.append(Issue(f"<{node}>", None, "is not the patient nor linked from it (b12:hasResult, "
+                            "b12:hasSupersededResult, b12:hasUnusableResult), so what it says would be dropped"))
+    foreign += [f"<{n}>" for n, mine in sorted(unlinked.items(), key=lambda x: str(x[0])) if not mine]
+    notes = []
+    if foreign:
+        shown = ", ".join(sorted(set(foreign))[:5])
+        more = len(set(foreign)) - 5
+        notes.append(f"Not read by b12kg (not in its patient vocabulary): {shown}"
+                     + (f" and {more} more" if more > 0 else "") + ".")
+    return issues[:50], notes
 
 
 def records_from_ntriples(text: str) -> tuple[list[PatientRecord], str]:

@@ -60,6 +60,9 @@ class Vocabulary:
     # FHIR codes ("system|code") with a role of their own (fhir.ttl): pregnancy-status, pregnant,
     # not-pregnant, pregnancy-unknown, gestational-age, delivery-date, sex-female, sex-male
     fhir_roles: Mapping[str, str] = field(default_factory=dict)
+    # Every age (years) where a population's age band begins or ends (b12:ageFrom, b12:ageUnder):
+    # results taken at ages on two sides of one of these are judged by different cut-offs.
+    age_boundaries: tuple[Decimal, ...] = ()
 
 
 # IRI forms of external codes (mappings.ttl) -> the FHIR code system of the same code
@@ -169,4 +172,6 @@ def _build_vocabulary() -> Vocabulary:
                       contexts=keywords("ContextFactor"), symptoms=keywords("Symptom"), profiles=profiles,
                       qualitative_values=keywords("QualitativeResultValue"), compared_units=compared,
                       clinical_codes=clinical, fhir_roles=roles,
-                      symptom_aliases=aliases("Symptom"), context_aliases=aliases("ContextFactor"))
+                      symptom_aliases=aliases("Symptom"), context_aliases=aliases("ContextFactor"),
+                      age_boundaries=tuple(sorted({Decimal(str(a)) for (a,) in _q(g, """SELECT ?a WHERE {
+                          { ?p b12:ageFrom ?a } UNION { ?p b12:ageUnder ?a } }""")})))

@@ -26,6 +26,10 @@ RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 
 ONTOLOGY_IRI = B12NS + "ontology"
 DEFAULT_BASE = B12NS + "data/patient/"          # patient IRIs: <base><percent-encoded id>
+# PatientRecord.trimester -> the individual of b12:trimester (the one place; rdf/patient.py still
+# holds its own copy, _TRIMESTER, until the lead moves it here: see notes/robust.md)
+TRIMESTER_IRIS = {None: B12NS + "NoTrimester", "first": B12NS + "FirstTrimester", "second": B12NS + "SecondTrimester",
+                  "third": B12NS + "ThirdTrimester", "unknown": B12NS + "TrimesterUnknown"}
 ANALYTE_SYSTEM = B12NS + "analyte"              # FHIR code system of tests without a verified LOINC code
 PATIENT_CLASS = B12NS + "Patient"
 

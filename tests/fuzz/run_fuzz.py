@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The long fuzz run (issue 5): the hypothesis properties of tests/test_fuzz_parsers.py,
-tests/test_properties.py and tests/test_injection.py, with many more examples and a fresh random
+tests/test_properties.py, tests/test_injection.py and tests/test_fuzz_families.py, with many more examples and a fresh random
 seed per round, for a given number of minutes.
 
     python tests/fuzz/run_fuzz.py --minutes 10
@@ -29,12 +29,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-FILES = ["tests/test_fuzz_parsers.py", "tests/test_properties.py", "tests/test_injection.py"]
+FILES = ["tests/test_fuzz_parsers.py", "tests/test_properties.py", "tests/test_injection.py",
+         "tests/test_fuzz_families.py"]
 # The hypothesis tests of those files (the fixed examples run in the ordinary test run).
 SELECT = " or ".join([
     "mutated", "swapped", "validate_never_crashes", "any_text_as_patient_id", "same_quantity_in_another",
     "lowering_ferritin", "lowering_b12", "raising_crp", "safety_invariants_and_evidence_hold_for_every",
     "byte_identical_json_and_rdf",
+    # tests/test_fuzz_families.py (issue 11): FHIR codings and ranges, dates and ages, RDF terms, YAML numbers
+    "never_change_a_result", "range_that_applies", "dates_and_ages", "yaml_number_forms",
 ])
 
 
