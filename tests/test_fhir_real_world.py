@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,16 +40,19 @@ EXPECTED = {
 }
 
 
+BULK = DATA / "synthea-bulk"     # a Synthea bulk export (Patient, Observation, Condition), SOURCES.md
+
+
 def _read(path: Path) -> dict:
     raw = path.read_bytes()
     return json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
 
 
 def test_every_committed_file_has_an_expectation_and_a_source():
-    files = {p.relative_to(DATA).as_posix() for p in DATA.rglob("*.json*")}
-    assert files == set(EXPECTED)
+    files = {p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.is_file() and p.name != "SOURCES.md"}
+    assert files == set(EXPECTED) | {p.relative_to(DATA).as_posix() for p in BULK.glob("*.ndjson.gz")}
     sources = (DATA / "SOURCES.md").read_text()
-    for name in EXPECTED:
+    for name in files:
         assert Path(name).name.split("_")[0].split(".")[0] in sources, name
 
 
@@ -77,6 +81,67 @@ def test_synthea_bundles_list_their_unmapped_condition_and_unread_tests():
             assert rec.results == {} and rec.unusable_results == {}
             assert rec.unmapped_codes and all(c.startswith(SNOMED + "|") for c in rec.unmapped_codes)
             assert any("Observations of LOINC" in n and "not a test b12kg reads" in n for n in rec.notes)
+
+
+def _bulk_resources() -> list[dict]:
+    return [json.loads(line) for f in sorted(BULK.glob("*.ndjson.gz"))
+            for line in gzip.decompress(f.read_bytes()).decode().splitlines()]
+
+
+def _patient_bundles(resources: list[dict]) -> dict[str, dict]:
+    """Each Patient of the export with the resources whose subject is that Patient, as one Bundle."""
+    out = {r["id"]: {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r}]}
+           for r in resources if r["resourceType"] == "Patient"}
+    for r in resources:
+        if r["resourceType"] != "Patient":
+            out[r["subject"]["reference"].removeprefix("Patient/")]["entry"].append({"resource": r})
+    return out
+
+
+def _latest_value(bundle: dict, loinc: str) -> Decimal | None:
+    """The value of the latest final Observation with this LOINC code, read here from the JSON."""
+    found = [(datetime.fromisoformat(r["effectiveDateTime"]), r["valueQuantity"]["value"]) for e in bundle["entry"]
+             for r in [e["resource"]] if r["resourceType"] == "Observation" and r.get("status") == "final"
+             and "valueQuantity" in r and any(c.get("system") == LOINC and c.get("code") == loinc
+                                              for c in r["code"].get("coding", []))]
+    return Decimal(str(max(found)[1])) if found else None
+
+
+def test_synthea_patients_with_blood_counts_are_assessed_on_what_b12kg_reads():
+    """Real Synthea patients with CBC panels (RDW-SD 21000-5 in every panel): each is assessed, the
+    haemoglobin, MCV and platelets read are the latest reported, and RDW-SD is listed, not refused."""
+    bundles = _patient_bundles(_bulk_resources())
+    assert len(bundles) == 9
+    with_hb = 0
+    for pid, b in bundles.items():
+        rec = record_from_bundle(b, source=pid)
+        assert rec.unusable_results == {}, pid
+        for key, loinc in (("hemoglobin", "718-7"), ("mcv", "787-2"), ("platelets", "777-3")):
+            latest = _latest_value(b, loinc)
+            assert (rec.results[key].value if key in rec.results else None) == latest, (pid, key)
+        with_hb += "hemoglobin" in rec.results
+        if _latest_value(b, "21000-5") is not None:
+            assert any("LOINC 21000-5, refused: RDW-SD" in n for n in rec.notes), pid
+        assert assess(rec).codes is not None
+    assert with_hb == len(bundles)
+
+
+def test_synthea_bulk_export_gives_the_same_findings_as_its_patients_as_bundles(tmp_path):
+    from b12kg.cohort.runner import assess_cohort
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for f in BULK.glob("*.ndjson.gz"):
+        (folder / f.name.removesuffix(".gz")).write_bytes(gzip.decompress(f.read_bytes()))
+    s = assess_cohort(folder, tmp_path / "out", workers=1, progress=False, profile="default")
+    bundles = _patient_bundles(_bulk_resources())
+    assert (s.read, s.assessed, s.refused) == (len(bundles), len(bundles), 0) and s.reconciles()
+    found = {d["patient"]: d for d in map(json.loads, (tmp_path / "out" / "findings.ndjson").read_text().splitlines())}
+    assert found.keys() == bundles.keys()
+    for pid, b in bundles.items():
+        a = assess(b)
+        assert sorted(f["code"] for f in found[pid]["findings"]) == sorted(a.codes), pid
+    assert any(d["findings"] for d in found.values())      # a comparison of findings, not of empty lists
 
 
 # ---------------------------------------------------------------------------------------------
