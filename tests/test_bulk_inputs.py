@@ -142,6 +142,26 @@ def test_bulk_resource_without_patient_is_refused(forms, tmp_path):
     assert "no patient reference" in why[0] + why[1] and "'nobody'" in why[0] + why[1]
 
 
+def test_bulk_malformed_lines_are_listed_and_the_rest_is_assessed(forms, reference, tmp_path):
+    """A bulk export is a system export: a line that is not a JSON object is refused alone, naming
+    its file, its line and why, and every patient is assessed as without it."""
+    import shutil
+
+    d = tmp_path / "bulk"
+    shutil.copytree(forms / "bulk", d)
+    lines = (d / "Observation.ndjson").read_text().splitlines()
+    lines.insert(2, lines[2][: len(lines[2]) // 2])          # a line cut in the middle
+    lines.append("[1, 2]")                                   # JSON, not an object
+    (d / "Observation.ndjson").write_text("\n".join(lines) + "\n")
+    found, rejects, s = _run(d, tmp_path / "out", chunk_size=70)
+    assert (s.read, s.assessed, s.refused) == (N + 2, N, 2)
+    assert found == reference
+    why = {r["source"].split(": ")[0]: r["source"] for r in rejects}
+    assert why.keys() == {"Observation.ndjson line 3", f"Observation.ndjson line {len(lines)}"}
+    assert "is not valid JSON (" in why["Observation.ndjson line 3"]
+    assert "is not a JSON object" in why[f"Observation.ndjson line {len(lines)}"]
+
+
 def test_long_table_unknown_column_stops_the_run(forms, tmp_path):
     import shutil
 

@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 PATIENT_REF = r"^(?:.*/)?Patient/([^/]+?)(?:/_history/[^/]+)?$"
 MEMORY_LIMIT = os.environ.get("B12KG_DUCKDB_MEMORY", "256MB")
+MAX_LINE_BYTES = 256 * 1024 * 1024      # one NDJSON line (a resource with attachments can be large)
 
 
 @dataclass(frozen=True)
@@ -106,15 +107,24 @@ def _read_partition(path: str) -> list[dict]:
 BundleMaker = Callable[[str, list[dict]], str]
 
 
-def read_group(group: Group, make_bundle: BundleMaker, what: str) -> Iterator[tuple[str, bytes]]:
+def orphan_why(r: dict, what: str) -> str:
+    return ("has no patient reference" if r["pkey"] is None
+            else f"names patient {r['pkey']!r}, who is not in {what}")
+
+
+def orphan_ref(r: dict, what: str) -> str:
+    return f"{r['src']} row {r['ord']}: {orphan_why(r, what)}"
+
+
+def read_group(group: Group, make_bundle: BundleMaker, what: str,
+               describe: Callable[[dict, str], str] = orphan_ref) -> Iterator[tuple[str, bytes]]:
     """(ref, Bundle JSON bytes) for each patient of a chunk, or for each orphan row a Bundle that
-    holds the row and no Patient, whose ref says why it has no patient."""
+    holds the row and no Patient, whose ref (``describe``) says where the row is and why it has no
+    patient."""
     rows = _read_partition(group.path)
     if group.orphans:
         for r in rows:
-            why = ("has no patient reference" if r["pkey"] is None
-                   else f"names patient {r['pkey']!r}, who is not in {what}")
-            yield f"{r['src']} row {r['ord']}: {why}", make_bundle("", [r]).encode()
+            yield describe(r, what), make_bundle("", [r]).encode()
         return
     i = 0
     while i < len(rows):
@@ -137,25 +147,56 @@ def is_bulk_folder(path: Path) -> bool:
     return path.is_dir() and bool(ndjson_files(path))
 
 
+_LINE = 1 << 32         # a bulk row's ord: file number * _LINE + line number (negative for a Patient)
+
+
+def _lines_sql(files: list[Path]) -> str:
+    """Every line of every file with its file name and 1-based line number, read as text (a
+    delimiter and quote that JSON text cannot hold unescaped), so that a malformed line is a row
+    like any other and the rest of the file is read."""
+    parts = [f"""SELECT line, {_q(f.name)} AS src, {i} AS fileno, row_number() OVER () AS lineno
+                 FROM read_csv({_q(f)}, columns = {{'line': 'VARCHAR'}}, delim = chr(1), quote = '', escape = '',
+                               header = false, auto_detect = false, strict_mode = false,
+                               max_line_size = {MAX_LINE_BYTES})""" for i, f in enumerate(files)]
+    return " UNION ALL ".join(parts)
+
+
 def plan_bulk(path: Path, size: int, workdir: Path) -> list[Group]:
     """Group the resources of a bulk export folder by patient: a Patient by its id, any other
-    resource by ``subject`` (or ``patient``) reference ``Patient/<id>``."""
+    resource by ``subject`` (or ``patient``) reference ``Patient/<id>``. A line that is not a JSON
+    object has no patient: it is a record of its own, refused saying the file, the line and why
+    (``bulk_orphan``), and the rest of the export is read."""
     files = ndjson_files(path)
     con = connect(workdir)
     try:
-        listing = "[" + ",".join(_q(f) for f in files) + "]"
         con.execute(f"""CREATE OR REPLACE TEMP VIEW bulk AS
-            SELECT json, json->>'$.resourceType' AS rtype, parse_filename(filename) AS src,
-                   row_number() OVER () AS n
-            FROM read_ndjson_objects({listing}, filename = true)""")
+            SELECT src, fileno, lineno, line,
+                   CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN line::JSON END AS json
+            FROM ({_lines_sql(files)}) WHERE line IS NOT NULL AND trim(line) <> ''""")
+        con.execute("""CREATE OR REPLACE TEMP VIEW bulk_typed AS
+            SELECT *, json->>'$.resourceType' AS rtype FROM bulk""")
         rows = f"""SELECT CASE WHEN rtype = 'Patient' THEN json->>'$.id'
                        ELSE nullif(regexp_extract(coalesce(json->>'$.subject.reference', json->>'$.patient.reference'),
                                                   {_q(PATIENT_REF)}, 1), '') END AS pkey,
-                          src, CASE WHEN rtype = 'Patient' THEN 0 ELSE n END AS ord, json::VARCHAR AS row
-                   FROM bulk"""
-        return write_groups(con, rows, "SELECT json->>'$.id' AS pkey FROM bulk WHERE rtype = 'Patient'", size, workdir)
+                          src, (fileno * {_LINE} + lineno) * (CASE WHEN rtype = 'Patient' THEN -1 ELSE 1 END) AS ord,
+                          line AS row
+                   FROM bulk_typed"""
+        return write_groups(con, rows, "SELECT json->>'$.id' AS pkey FROM bulk_typed WHERE rtype = 'Patient'",
+                            size, workdir)
     finally:
         con.close()
+
+
+def bulk_orphan(r: dict, what: str) -> str:
+    """Where a bulk line with no patient is (file and line) and why it has none."""
+    where = f"{r['src']} line {abs(r['ord']) % _LINE}"
+    try:
+        doc = json.loads(r["row"])
+    except ValueError as exc:
+        return f"{where}: is not valid JSON ({exc})"
+    if not isinstance(doc, dict):
+        return f"{where}: is not a JSON object"
+    return f"{where}: {orphan_why(r, what)}"
 
 
 def bulk_bundle(pkey: str, rows: list[dict]) -> str:
