@@ -450,17 +450,52 @@ def test_conditions_that_do_not_count_and_codes_that_cannot_be_mapped():
     assert any("'stopped'" in n for n in rec.notes)
 
 
+SYSTEMS = {"snomed": SNOMED, "atc": "http://www.whocc.no/atc", "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm"}
+
+
+def _checked_codes() -> list[dict]:
+    import csv
+
+    with open(ROOT / "docs" / "verification-v2.tsv", encoding="utf-8", newline="") as fh:
+        return [r for r in csv.DictReader(fh, delimiter="\t") if r["kind"] in SYSTEMS and r["value"] not in ("", "-")]
+
+
 def test_only_v1_codes_are_mapped():
-    # docs/verification-v2.tsv: Crohn's disease 34000006 and coeliac disease 396331005 are V2, omeprazole
-    # A02BC01 V2, nitrous oxide RxNorm 1159834 V2, postpartum state 86569001 V2: none may drive a conclusion.
+    """A code docs/verification-v2.tsv holds below V1 is not mapped (e.g. bariatric surgery 430715008,
+    omeprazole RxNorm 7646, nitrous oxide RxNorm 1159834, postpartum 86569001), and every mapped code
+    it holds is V1 there; a Condition with such a code is listed as unmapped."""
     codes = vocabulary().clinical_codes
-    for code in (f"{SNOMED}|34000006", f"{SNOMED}|396331005", "http://www.whocc.no/atc|A02BC01",
-                 "http://www.nlm.nih.gov/research/umls/rxnorm|1159834", f"{SNOMED}|86569001"):
-        assert code not in codes, code
-    crohns = {"resourceType": "Condition", "clinicalStatus": {"coding": [{"code": "active"}]},
-              "code": {"coding": [{"system": SNOMED, "code": "34000006"}]}}
-    rec = load_record(small_bundle(crohns))
-    assert rec.contexts == [] and rec.unmapped_codes == [f"{SNOMED}|34000006"]
+    rows = _checked_codes()
+    below = [f"{SYSTEMS[r['kind']]}|{r['value']}" for r in rows if r["level"] != "V1"]
+    assert len(below) >= 4 and not [c for c in below if c in codes]
+    level = {f"{SYSTEMS[r['kind']]}|{r['value']}": r["level"] for r in rows}
+    assert all(level.get(c, "V1") == "V1" for c in codes)
+    bariatric = {"resourceType": "Procedure", "status": "completed",
+                 "code": {"coding": [{"system": SNOMED, "code": "430715008"}]}}
+    rec = load_record(small_bundle(bariatric))
+    assert rec.contexts == [] and rec.unmapped_codes == [f"{SNOMED}|430715008"]
+
+
+def _resource_for(key: str) -> dict:
+    """A FHIR resource saying the code: a medicine for RxNorm and ATC, else a Condition."""
+    system, code = key.split("|", 1)
+    coding = {"coding": [{"system": system, "code": code}]}
+    if system in (SYSTEMS["atc"], SYSTEMS["rxnorm"]):
+        return {"resourceType": "MedicationStatement", "status": "active", "medicationCodeableConcept": coding}
+    return {"resourceType": "Condition", "clinicalStatus": {"coding": [{"code": "active"}]}, "code": coding}
+
+
+@pytest.mark.parametrize("key", sorted(vocabulary().clinical_codes))
+def test_every_mapped_code_gives_the_same_word_and_findings_as_the_case_file(key):
+    kind, word = vocabulary().clinical_codes[key]
+    b12 = {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOINC, "code": "2132-9"}]},
+           "effectiveDateTime": WHEN, "valueQuantity": {"value": 150, "system": UCUM, "code": "pg/mL"}}
+    rec = load_record(small_bundle(_resource_for(key), b12))
+    words = load_record(case(observations={"b12": {"value": 150, "unit": "pg/mL", "time": WHEN}},
+                             **({"context": [word]} if kind == "context" else {"symptoms": [word]})))
+    assert (rec.contexts, rec.symptoms) == (words.contexts, words.symptoms)
+    assert word in rec.contexts + rec.symptoms and rec.unmapped_codes == []
+    assert sorted(assess(rec).codes) == sorted(assess(words).codes)
 
 
 def test_a_symptom_observation_coded_in_snomed_is_read_as_the_symptom():
