@@ -286,3 +286,28 @@ def test_omop_pregnancy_conditions_drugs_and_findings_read_as_the_words(tmp_path
     assert _codes_of(found["3"]) == _case_codes(_case("3", b12=150, context=["metformin"], symptoms=["tingling"])) != metformin
     assert any("'pernicious-anemia' is read from" in n and "Condition/c1" in n for n in found["2"]["notes"])
     assert any("Condition/c2" in n and "clinicalStatus resolved" in n for n in found["3"]["notes"])
+
+
+def test_bulk_export_with_pregnancy_conditions_and_medicines_reads_as_its_bundles(tmp_path):
+    """Generated patients with pregnancy, context words and symptoms written as FHIR (one file per
+    resource type: Patient, Observation, Condition, MedicationStatement) give the findings of the
+    same patients as Bundles; the notes agree but for the entry numbers (the files' order)."""
+    import re
+
+    cases = list(generate(120, seed=12))
+    convert.write_bundles(cases, tmp_path / "bundles.ndjson", context=True)
+    convert.write_bulk(cases, tmp_path / "bulk", context=True)
+    assert (tmp_path / "bulk" / "Condition.ndjson").stat().st_size > 0
+    assert (tmp_path / "bulk" / "MedicationStatement.ndjson").stat().st_size > 0
+    ref, rejects_ref, _s = _run(tmp_path / "bundles.ndjson", tmp_path / "out-bundles")
+    found, rejects, s = _run(tmp_path / "bulk", tmp_path / "out-bulk", chunk_size=50)
+    assert (s.read, s.assessed, s.refused) == (120, 120, 0) and not rejects and not rejects_ref
+
+    def notes(doc):
+        return sorted(re.sub(r"Bundle\.entry\[\d+\]", "Bundle.entry[]", n) for n in doc["notes"])
+
+    assert found.keys() == ref.keys()
+    for pid, doc in ref.items():
+        assert found[pid]["findings"] == doc["findings"], pid
+        assert notes(found[pid]) == notes(doc), pid
+    assert any("is read from" in n for d in ref.values() for n in d["notes"])     # words were carried
