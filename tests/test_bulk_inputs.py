@@ -220,17 +220,20 @@ def _write(path: Path, rows: list[list]) -> None:
 def test_long_table_pregnancy_rows_give_the_pregnancy_cut_offs(tmp_path):
     d = tmp_path / "long"
     d.mkdir()
-    _write(d / "persons.csv", [["patient_id", "sex", "birth_date"], ["p1", "female", "1995-02-01"],
-                               ["p2", "female", "1995-02-01"], ["p3", "female", "1995-02-01"]])
+    _write(d / "persons.csv", [["patient_id", "sex", "birth_date"],
+                               *[[p, "female", "1995-02-01"] for p in ("p1", "p2", "p3", "p4")]])
     _write(d / "labs.csv", [["patient_id", "loinc", "value", "unit", "time"],
                             *[[p, "718-7", "11.5", "g/dL", WHEN] for p in ("p1", "p2", "p3")],
                             ["p1", "82810-3", "LA15173-0", "", WHEN], ["p1", "11884-4", "20", "wk", WHEN],
-                            ["p3", "82810-3", "http://snomed.info/sct|77386006", "", WHEN]])
+                            ["p3", "82810-3", "http://snomed.info/sct|77386006", "", WHEN],
+                            ["p4", "718-7", "11.5", "g/dL", WHEN], ["p4", "93857-1", "2026-04-10", "", WHEN]])
     found, rejects, s = _run(d, tmp_path / "out")
-    assert (s.assessed, s.refused) == (3, 0)
+    assert (s.assessed, s.refused) == (4, 0)
+    assert any("postpartum" in n and "delivered 2026-04-10" in n for n in found["p4"]["notes"])
     pregnant, not_pregnant = _case_codes(_case("p1", pregnant=True, gestational_weeks=20)), _case_codes(_case("p2"))
     assert pregnant != not_pregnant                     # Hb 115 g/L: anaemia outside pregnancy only
     assert _codes_of(found["p1"]) == pregnant and _codes_of(found["p2"]) == not_pregnant
+    assert any(n.startswith("Gestational age 20 weeks") for n in found["p1"]["notes"])
     assert _codes_of(found["p3"]) == _case_codes(_case("p3", pregnant=True))
 
 
@@ -279,6 +282,8 @@ def test_omop_pregnancy_conditions_drugs_and_findings_read_as_the_words(tmp_path
     found, rejects, s = _run(d, tmp_path / "out")
     assert (s.assessed, s.refused) == (4, 0) and not rejects
     assert _codes_of(found["1"]) == _case_codes(_case("1", pregnant=True, gestational_weeks=20))
+    assert any(n.startswith("Gestational age 20 weeks") for n in found["1"]["notes"])
+    assert any(n.startswith("Pregnancy status pregnant is read from") for n in found["1"]["notes"])
     assert _codes_of(found["4"]) == _case_codes(_case("4")) != _codes_of(found["1"])
     metformin = _case_codes(_case("2", b12=150, context=["metformin"]))
     assert "OralB12Replacement" in metformin                  # each fact below changes the B12 route

@@ -178,7 +178,7 @@ def _observation(pkey: str, ord_: int, cells: dict) -> dict:
     if when:
         obs["effectiveDateTime"] = when
     value, text = number(_cell(x, "value_as_number")), _cell(x, "value_as_string")
-    if cells.get("answer") or _cell(x, "value_as_concept_id") not in (None, "0"):
+    if (cells.get("answer") or {}).get("concept_id") is not None or _cell(x, "value_as_concept_id") not in (None, "0"):
         obs["valueCodeableConcept"] = {"coding": [_coding(cells.get("answer"), _cell(x, "value_as_concept_id"))]}
     elif value is not None:
         unit = cells.get("unit") or {}
