@@ -32,7 +32,6 @@ from typing import Callable, Iterator
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 PATIENT_REF = r"^(?:.*/)?Patient/([^/]+?)(?:/_history/[^/]+)?$"
 MEMORY_LIMIT = os.environ.get("B12KG_DUCKDB_MEMORY", "256MB")
-MAX_LINE_BYTES = 256 * 1024 * 1024      # one NDJSON line (a resource with attachments can be large)
 
 
 @dataclass(frozen=True)
@@ -147,56 +146,74 @@ def is_bulk_folder(path: Path) -> bool:
     return path.is_dir() and bool(ndjson_files(path))
 
 
-_LINE = 1 << 32         # a bulk row's ord: file number * _LINE + line number (negative for a Patient)
+_LINE = 1 << 32         # a refused line's ord: _BAD + file number * _LINE + line number
+_BAD = 1 << 60
 
 
-def _lines_sql(files: list[Path]) -> str:
-    """Every line of every file with its file name and 1-based line number, read as text (a
-    delimiter and quote that JSON text cannot hold unescaped), so that a malformed line is a row
-    like any other and the rest of the file is read."""
-    parts = [f"""SELECT line, {_q(f.name)} AS src, {i} AS fileno, row_number() OVER () AS lineno
-                 FROM read_csv({_q(f)}, columns = {{'line': 'VARCHAR'}}, delim = chr(1), quote = '', escape = '',
-                               header = false, auto_detect = false, strict_mode = false,
-                               max_line_size = {MAX_LINE_BYTES})""" for i, f in enumerate(files)]
-    return " UNION ALL ".join(parts)
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def not_an_object(text: str) -> str | None:
+    """Why a line is not a JSON object, or None when it is one. NaN and Infinity are refused, as
+    DuckDB's reader refuses them."""
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        return f"is not valid JSON ({exc})"
+    return None if isinstance(doc, dict) else "is not a JSON object"
+
+
+def _bad_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line of an NDJSON file that is not a JSON object, read line by
+    line (bounded memory)."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        for i, line in enumerate(fh, 1):
+            text = line.strip()
+            if text and not_an_object(text) is not None:
+                yield i, text
 
 
 def plan_bulk(path: Path, size: int, workdir: Path) -> list[Group]:
     """Group the resources of a bulk export folder by patient: a Patient by its id, any other
     resource by ``subject`` (or ``patient``) reference ``Patient/<id>``. A line that is not a JSON
     object has no patient: it is a record of its own, refused saying the file, the line and why
-    (``bulk_orphan``), and the rest of the export is read."""
+    (``bulk_orphan``), and the rest of the export is read. DuckDB reads the files (skipping such
+    lines); only a file in which it found one is read again, line by line, to number them."""
     files = ndjson_files(path)
     con = connect(workdir)
     try:
-        con.execute(f"""CREATE OR REPLACE TEMP VIEW bulk AS
-            SELECT src, fileno, lineno, line,
-                   CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN line::JSON END AS json
-            FROM ({_lines_sql(files)}) WHERE line IS NOT NULL AND trim(line) <> ''""")
-        con.execute("""CREATE OR REPLACE TEMP VIEW bulk_typed AS
-            SELECT *, json->>'$.resourceType' AS rtype FROM bulk""")
+        listing = "[" + ",".join(_q(f) for f in files) + "]"
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW bulk_all AS
+            SELECT json, parse_filename(filename) AS src, row_number() OVER () AS n
+            FROM read_ndjson_objects({listing}, filename = true, ignore_errors = true)""")
+        con.execute("""CREATE OR REPLACE TEMP VIEW bulk AS
+            SELECT json, json->>'$.resourceType' AS rtype, src, n FROM bulk_all
+            WHERE json IS NOT NULL AND json_type(json) = 'OBJECT'""")
+        flagged = {r[0] for r in con.execute("SELECT DISTINCT src FROM bulk_all WHERE json IS NULL "
+                                             "OR json_type(json) <> 'OBJECT'").fetchall()}
+        con.execute("CREATE OR REPLACE TEMP TABLE bad_lines (src VARCHAR, ord BIGINT, line VARCHAR)")
+        for fileno, f in enumerate(files):
+            if f.name in flagged:
+                con.executemany("INSERT INTO bad_lines VALUES (?, ?, ?)",
+                                [(f.name, _BAD + fileno * _LINE + i, text) for i, text in _bad_lines(f)])
         rows = f"""SELECT CASE WHEN rtype = 'Patient' THEN json->>'$.id'
                        ELSE nullif(regexp_extract(coalesce(json->>'$.subject.reference', json->>'$.patient.reference'),
                                                   {_q(PATIENT_REF)}, 1), '') END AS pkey,
-                          src, (fileno * {_LINE} + lineno) * (CASE WHEN rtype = 'Patient' THEN -1 ELSE 1 END) AS ord,
-                          line AS row
-                   FROM bulk_typed"""
-        return write_groups(con, rows, "SELECT json->>'$.id' AS pkey FROM bulk_typed WHERE rtype = 'Patient'",
-                            size, workdir)
+                          src, CASE WHEN rtype = 'Patient' THEN 0 ELSE n END AS ord, json::VARCHAR AS row
+                   FROM bulk
+                   UNION ALL SELECT NULL AS pkey, src, ord, line AS row FROM bad_lines"""
+        return write_groups(con, rows, "SELECT json->>'$.id' AS pkey FROM bulk WHERE rtype = 'Patient'", size, workdir)
     finally:
         con.close()
 
 
 def bulk_orphan(r: dict, what: str) -> str:
     """Where a bulk line with no patient is (file and line) and why it has none."""
-    where = f"{r['src']} line {abs(r['ord']) % _LINE}"
-    try:
-        doc = json.loads(r["row"])
-    except ValueError as exc:
-        return f"{where}: is not valid JSON ({exc})"
-    if not isinstance(doc, dict):
-        return f"{where}: is not a JSON object"
-    return f"{where}: {orphan_why(r, what)}"
+    if r["ord"] < _BAD:
+        return orphan_ref(r, what)
+    where = f"{r['src']} line {r['ord'] % _LINE}"
+    return f"{where}: {not_an_object(r['row']) or orphan_why(r, what)}"
 
 
 def bulk_bundle(pkey: str, rows: list[dict]) -> str:
