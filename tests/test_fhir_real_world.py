@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,16 +40,19 @@ EXPECTED = {
 }
 
 
+BULK = DATA / "synthea-bulk"     # a Synthea bulk export (Patient, Observation, Condition), SOURCES.md
+
+
 def _read(path: Path) -> dict:
     raw = path.read_bytes()
     return json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
 
 
 def test_every_committed_file_has_an_expectation_and_a_source():
-    files = {p.relative_to(DATA).as_posix() for p in DATA.rglob("*.json*")}
-    assert files == set(EXPECTED)
+    files = {p.relative_to(DATA).as_posix() for p in DATA.rglob("*") if p.is_file() and p.name != "SOURCES.md"}
+    assert files == set(EXPECTED) | {p.relative_to(DATA).as_posix() for p in BULK.glob("*.ndjson.gz")}
     sources = (DATA / "SOURCES.md").read_text()
-    for name in EXPECTED:
+    for name in files:
         assert Path(name).name.split("_")[0].split(".")[0] in sources, name
 
 
@@ -77,6 +81,67 @@ def test_synthea_bundles_list_their_unmapped_condition_and_unread_tests():
             assert rec.results == {} and rec.unusable_results == {}
             assert rec.unmapped_codes and all(c.startswith(SNOMED + "|") for c in rec.unmapped_codes)
             assert any("Observations of LOINC" in n and "not a test b12kg reads" in n for n in rec.notes)
+
+
+def _bulk_resources() -> list[dict]:
+    return [json.loads(line) for f in sorted(BULK.glob("*.ndjson.gz"))
+            for line in gzip.decompress(f.read_bytes()).decode().splitlines()]
+
+
+def _patient_bundles(resources: list[dict]) -> dict[str, dict]:
+    """Each Patient of the export with the resources whose subject is that Patient, as one Bundle."""
+    out = {r["id"]: {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r}]}
+           for r in resources if r["resourceType"] == "Patient"}
+    for r in resources:
+        if r["resourceType"] != "Patient":
+            out[r["subject"]["reference"].removeprefix("Patient/")]["entry"].append({"resource": r})
+    return out
+
+
+def _latest_value(bundle: dict, loinc: str) -> Decimal | None:
+    """The value of the latest final Observation with this LOINC code, read here from the JSON."""
+    found = [(datetime.fromisoformat(r["effectiveDateTime"]), r["valueQuantity"]["value"]) for e in bundle["entry"]
+             for r in [e["resource"]] if r["resourceType"] == "Observation" and r.get("status") == "final"
+             and "valueQuantity" in r and any(c.get("system") == LOINC and c.get("code") == loinc
+                                              for c in r["code"].get("coding", []))]
+    return Decimal(str(max(found)[1])) if found else None
+
+
+def test_synthea_patients_with_blood_counts_are_assessed_on_what_b12kg_reads():
+    """Real Synthea patients with CBC panels (RDW-SD 21000-5 in every panel): each is assessed, the
+    haemoglobin, MCV and platelets read are the latest reported, and RDW-SD is listed, not refused."""
+    bundles = _patient_bundles(_bulk_resources())
+    assert len(bundles) == 9
+    with_hb = 0
+    for pid, b in bundles.items():
+        rec = record_from_bundle(b, source=pid)
+        assert rec.unusable_results == {}, pid
+        for key, loinc in (("hemoglobin", "718-7"), ("mcv", "787-2"), ("platelets", "777-3")):
+            latest = _latest_value(b, loinc)
+            assert (rec.results[key].value if key in rec.results else None) == latest, (pid, key)
+        with_hb += "hemoglobin" in rec.results
+        if _latest_value(b, "21000-5") is not None:
+            assert any("LOINC 21000-5, refused: RDW-SD" in n for n in rec.notes), pid
+        assert assess(rec).codes is not None
+    assert with_hb == len(bundles)
+
+
+def test_synthea_bulk_export_gives_the_same_findings_as_its_patients_as_bundles(tmp_path):
+    from b12kg.cohort.runner import assess_cohort
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for f in BULK.glob("*.ndjson.gz"):
+        (folder / f.name.removesuffix(".gz")).write_bytes(gzip.decompress(f.read_bytes()))
+    s = assess_cohort(folder, tmp_path / "out", workers=1, progress=False, profile="default")
+    bundles = _patient_bundles(_bulk_resources())
+    assert (s.read, s.assessed, s.refused) == (len(bundles), len(bundles), 0) and s.reconciles()
+    found = {d["patient"]: d for d in map(json.loads, (tmp_path / "out" / "findings.ndjson").read_text().splitlines())}
+    assert found.keys() == bundles.keys()
+    for pid, b in bundles.items():
+        a = assess(b)
+        assert sorted(f["code"] for f in found[pid]["findings"]) == sorted(a.codes), pid
+    assert any(d["findings"] for d in found.values())      # a comparison of findings, not of empty lists
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,17 +450,52 @@ def test_conditions_that_do_not_count_and_codes_that_cannot_be_mapped():
     assert any("'stopped'" in n for n in rec.notes)
 
 
+SYSTEMS = {"snomed": SNOMED, "atc": "http://www.whocc.no/atc", "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm"}
+
+
+def _checked_codes() -> list[dict]:
+    import csv
+
+    with open(ROOT / "docs" / "verification-v2.tsv", encoding="utf-8", newline="") as fh:
+        return [r for r in csv.DictReader(fh, delimiter="\t") if r["kind"] in SYSTEMS and r["value"] not in ("", "-")]
+
+
 def test_only_v1_codes_are_mapped():
-    # docs/verification-v2.tsv: Crohn's disease 34000006 and coeliac disease 396331005 are V2, omeprazole
-    # A02BC01 V2, nitrous oxide RxNorm 1159834 V2, postpartum state 86569001 V2: none may drive a conclusion.
+    """A code docs/verification-v2.tsv holds below V1 is not mapped (e.g. bariatric surgery 430715008,
+    omeprazole RxNorm 7646, nitrous oxide RxNorm 1159834, postpartum 86569001), and every mapped code
+    it holds is V1 there; a Condition with such a code is listed as unmapped."""
     codes = vocabulary().clinical_codes
-    for code in (f"{SNOMED}|34000006", f"{SNOMED}|396331005", "http://www.whocc.no/atc|A02BC01",
-                 "http://www.nlm.nih.gov/research/umls/rxnorm|1159834", f"{SNOMED}|86569001"):
-        assert code not in codes, code
-    crohns = {"resourceType": "Condition", "clinicalStatus": {"coding": [{"code": "active"}]},
-              "code": {"coding": [{"system": SNOMED, "code": "34000006"}]}}
-    rec = load_record(small_bundle(crohns))
-    assert rec.contexts == [] and rec.unmapped_codes == [f"{SNOMED}|34000006"]
+    rows = _checked_codes()
+    below = [f"{SYSTEMS[r['kind']]}|{r['value']}" for r in rows if r["level"] != "V1"]
+    assert len(below) >= 4 and not [c for c in below if c in codes]
+    level = {f"{SYSTEMS[r['kind']]}|{r['value']}": r["level"] for r in rows}
+    assert all(level.get(c, "V1") == "V1" for c in codes)
+    bariatric = {"resourceType": "Procedure", "status": "completed",
+                 "code": {"coding": [{"system": SNOMED, "code": "430715008"}]}}
+    rec = load_record(small_bundle(bariatric))
+    assert rec.contexts == [] and rec.unmapped_codes == [f"{SNOMED}|430715008"]
+
+
+def _resource_for(key: str) -> dict:
+    """A FHIR resource saying the code: a medicine for RxNorm and ATC, else a Condition."""
+    system, code = key.split("|", 1)
+    coding = {"coding": [{"system": system, "code": code}]}
+    if system in (SYSTEMS["atc"], SYSTEMS["rxnorm"]):
+        return {"resourceType": "MedicationStatement", "status": "active", "medicationCodeableConcept": coding}
+    return {"resourceType": "Condition", "clinicalStatus": {"coding": [{"code": "active"}]}, "code": coding}
+
+
+@pytest.mark.parametrize("key", sorted(vocabulary().clinical_codes))
+def test_every_mapped_code_gives_the_same_word_and_findings_as_the_case_file(key):
+    kind, word = vocabulary().clinical_codes[key]
+    b12 = {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOINC, "code": "2132-9"}]},
+           "effectiveDateTime": WHEN, "valueQuantity": {"value": 150, "system": UCUM, "code": "pg/mL"}}
+    rec = load_record(small_bundle(_resource_for(key), b12))
+    words = load_record(case(observations={"b12": {"value": 150, "unit": "pg/mL", "time": WHEN}},
+                             **({"context": [word]} if kind == "context" else {"symptoms": [word]})))
+    assert (rec.contexts, rec.symptoms) == (words.contexts, words.symptoms)
+    assert word in rec.contexts + rec.symptoms and rec.unmapped_codes == []
+    assert sorted(assess(rec).codes) == sorted(assess(words).codes)
 
 
 def test_a_symptom_observation_coded_in_snomed_is_read_as_the_symptom():

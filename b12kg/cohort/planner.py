@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import B12kgError
-from ..inputs.bulk import Group, bulk_bundle, is_bulk_folder, plan_bulk, read_group
+from ..inputs.bulk import Group, bulk_bundle, bulk_orphan, is_bulk_folder, orphan_ref, plan_bulk, read_group
 from ..inputs.long import long_bundle, long_tables, plan_long
 from ..inputs.omop import omop_bundle, omop_tables, plan_omop
 from ..inputs.files import MAX_INPUT_BYTES
@@ -192,8 +192,9 @@ class ChunkPlan:
 
 
 _PLANNERS = {"bulk": plan_bulk, "omop": plan_omop, "long": plan_long}
-_BUNDLERS = {"bulk": (bulk_bundle, "the export's Patient resources"), "omop": (omop_bundle, "the PERSON table"),
-             "long": (long_bundle, "the person table")}
+_BUNDLERS = {"bulk": (bulk_bundle, "the export's Patient resources", bulk_orphan),
+             "omop": (omop_bundle, "the PERSON table", orphan_ref),
+             "long": (long_bundle, "the person table", orphan_ref)}
 
 
 def plan_grouped(path: str | Path, kind: str, size: int, workdir: str | Path, workers: int | None = None) -> list[ChunkPlan]:
@@ -300,10 +301,10 @@ def read_chunk(plan: ChunkPlan) -> list[RawRecord]:
     if plan.kind == "files":
         return [RawRecord(plan.first + i, f, "file", f) for i, f in enumerate(plan.files)]
     if plan.kind == "grouped":
-        make, what = _BUNDLERS[plan.source]
+        make, what, describe = _BUNDLERS[plan.source]
         group = Group(plan.index, plan.first, plan.n, plan.path, plan.orphans)
         return [RawRecord(plan.first + i, ref, "bundle", payload)
-                for i, (ref, payload) in enumerate(read_group(group, make, what))]
+                for i, (ref, payload) in enumerate(read_group(group, make, what, describe))]
     out: list[RawRecord] = []
     if plan.kind == "ndjson":
         lineno = plan.first_line - 1

@@ -112,15 +112,24 @@ def _read_partition(path: str) -> list[dict]:
 BundleMaker = Callable[[str, list[dict]], str]
 
 
-def read_group(group: Group, make_bundle: BundleMaker, what: str) -> Iterator[tuple[str, bytes]]:
+def orphan_why(r: dict, what: str) -> str:
+    return ("has no patient reference" if r["pkey"] is None
+            else f"names patient {r['pkey']!r}, who is not in {what}")
+
+
+def orphan_ref(r: dict, what: str) -> str:
+    return f"{r['src']} row {r['ord']}: {orphan_why(r, what)}"
+
+
+def read_group(group: Group, make_bundle: BundleMaker, what: str,
+               describe: Callable[[dict, str], str] = orphan_ref) -> Iterator[tuple[str, bytes]]:
     """(ref, Bundle JSON bytes) for each patient of a chunk, or for each orphan row a Bundle that
-    holds the row and no Patient, whose ref says why it has no patient."""
+    holds the row and no Patient, whose ref (``describe``) says where the row is and why it has no
+    patient."""
     rows = _read_partition(group.path)
     if group.orphans:
         for r in rows:
-            why = ("has no patient reference" if r["pkey"] is None
-                   else f"names patient {r['pkey']!r}, who is not in {what}")
-            yield f"{r['src']} row {r['ord']}: {why}", make_bundle("", [r]).encode()
+            yield describe(r, what), make_bundle("", [r]).encode()
         return
     i = 0
     while i < len(rows):
@@ -143,25 +152,74 @@ def is_bulk_folder(path: Path) -> bool:
     return path.is_dir() and bool(ndjson_files(path))
 
 
+_LINE = 1 << 32         # a refused line's ord: _BAD + file number * _LINE + line number
+_BAD = 1 << 60
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def not_an_object(text: str) -> str | None:
+    """Why a line is not a JSON object, or None when it is one. NaN and Infinity are refused, as
+    DuckDB's reader refuses them."""
+    try:
+        doc = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        return f"is not valid JSON ({exc})"
+    return None if isinstance(doc, dict) else "is not a JSON object"
+
+
+def _bad_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line of an NDJSON file that is not a JSON object, read line by
+    line (bounded memory)."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        for i, line in enumerate(fh, 1):
+            text = line.strip()
+            if text and not_an_object(text) is not None:
+                yield i, text
+
+
 def plan_bulk(path: Path, size: int, workdir: Path, parts: int | None = None) -> list[Group]:
     """Group the resources of a bulk export folder by patient: a Patient by its id, any other
-    resource by ``subject`` (or ``patient``) reference ``Patient/<id>``."""
+    resource by ``subject`` (or ``patient``) reference ``Patient/<id>``. A line that is not a JSON
+    object has no patient: it is a record of its own, refused saying the file, the line and why
+    (``bulk_orphan``), and the rest of the export is read. DuckDB reads the files (skipping such
+    lines); only a file in which it found one is read again, line by line, to number them."""
     files = ndjson_files(path)
     con = connect(workdir)
     try:
         listing = "[" + ",".join(_q(f) for f in files) + "]"
-        con.execute(f"""CREATE OR REPLACE TEMP VIEW bulk AS
-            SELECT json, json->>'$.resourceType' AS rtype, parse_filename(filename) AS src,
-                   row_number() OVER () AS n
-            FROM read_ndjson_objects({listing}, filename = true)""")
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW bulk_all AS
+            SELECT json, parse_filename(filename) AS src, row_number() OVER () AS n
+            FROM read_ndjson_objects({listing}, filename = true, ignore_errors = true)""")
+        con.execute("""CREATE OR REPLACE TEMP VIEW bulk AS
+            SELECT json, json->>'$.resourceType' AS rtype, src, n FROM bulk_all
+            WHERE json IS NOT NULL AND json_type(json) = 'OBJECT'""")
+        flagged = {r[0] for r in con.execute("SELECT DISTINCT src FROM bulk_all WHERE json IS NULL "
+                                             "OR json_type(json) <> 'OBJECT'").fetchall()}
+        con.execute("CREATE OR REPLACE TEMP TABLE bad_lines (src VARCHAR, ord BIGINT, line VARCHAR)")
+        for fileno, f in enumerate(files):
+            if f.name in flagged:
+                con.executemany("INSERT INTO bad_lines VALUES (?, ?, ?)",
+                                [(f.name, _BAD + fileno * _LINE + i, text) for i, text in _bad_lines(f)])
         rows = f"""SELECT CASE WHEN rtype = 'Patient' THEN json->>'$.id'
                        ELSE nullif(regexp_extract(coalesce(json->>'$.subject.reference', json->>'$.patient.reference'),
                                                   {_q(PATIENT_REF)}, 1), '') END AS pkey,
                           src, CASE WHEN rtype = 'Patient' THEN 0 ELSE n END AS ord, json::VARCHAR AS row
-                   FROM bulk"""
+                   FROM bulk
+                   UNION ALL SELECT NULL AS pkey, src, ord, line AS row FROM bad_lines"""
         return write_groups(con, rows, "SELECT json->>'$.id' AS pkey FROM bulk WHERE rtype = 'Patient'", size, workdir, parts)
     finally:
         con.close()
+
+
+def bulk_orphan(r: dict, what: str) -> str:
+    """Where a bulk line with no patient is (file and line) and why it has none."""
+    if r["ord"] < _BAD:
+        return orphan_ref(r, what)
+    where = f"{r['src']} line {r['ord'] % _LINE}"
+    return f"{where}: {not_an_object(r['row']) or orphan_why(r, what)}"
 
 
 def bulk_bundle(pkey: str, rows: list[dict]) -> str:
@@ -175,6 +233,7 @@ def bulk_bundle(pkey: str, rows: list[dict]) -> str:
 # ---------------------------------------------------------------------------------------------
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 _INT_FLOAT = re.compile(r"(-?[0-9]+)\.0+")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.]+(Z|[+-][0-9:]+)?)?")
 
 
 class Num(str):

@@ -109,6 +109,15 @@ def _codings(cc) -> list:
     return list(cc.coding or []) if cc is not None else []
 
 
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def _is_laboratory(obs) -> bool:
+    """An Observation in the category laboratory: a test, never a sign or symptom."""
+    return any(c.system == OBSERVATION_CATEGORY and c.code == "laboratory"
+               for cc in (obs.category or []) for c in _codings(cc))
+
+
 def _code_key(c) -> str:
     return f"{c.system or ''}|{c.code or ''}"
 
@@ -335,7 +344,7 @@ class _Reader:
                 return
             if shown is not None:
                 finding = [c for c in codings if c.system not in (LOINC, B12KG_ANALYTE) and c.code]
-                if finding:
+                if finding and not _is_laboratory(obs):     # a laboratory test is never a sign
                     self._unmapped(finding, where)
                 else:
                     self.unread.setdefault(f"Observations of {shown}, not a test b12kg reads", []).append(where)

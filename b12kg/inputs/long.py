@@ -8,7 +8,13 @@ for tests with no verified LOINC code); ``value`` (a number, a comparator allowe
 ``positive``/``negative`` for qualitative tests); ``comparator`` (``<``, ``<=``, ``>``, ``>=``);
 ``unit`` (UCUM); ``time`` (ISO date or date-time; no zone is read as UTC); ``ref_low``,
 ``ref_high`` (the laboratory's limits, in the result's unit); optional ``status`` (FHIR
-Observation status; final when absent). Person table columns: ``patient_id``, ``sex``
+Observation status; final when absent). Pregnancy is given as rows too, under the LOINC codes the
+FHIR reader maps (ontology/modules/fhir.ttl): ``82810-3`` (pregnancy status) with an answer code
+as value (``LA15173-0`` pregnant, ``LA26683-5`` not pregnant, ``LA4489-6`` unknown; or
+``<system>|<code>``, e.g. ``http://snomed.info/sct|77386006``), ``11884-4`` or ``11885-1``
+(gestational age, unit ``wk`` or ``d``) and ``93857-1`` (delivery date, an ISO date as value).
+For a code that is not a test b12kg reads, a value that is a LOINC answer code or
+``<system>|<code>`` is a coded answer and an ISO date a date. Person table columns: ``patient_id``, ``sex``
 (female|male), ``birth_date`` (ISO date). Other columns stop the run before it starts (a typo must
 not drop a value silently). With a person table, a result whose patient it does not hold is
 refused with the reason.
@@ -21,12 +27,13 @@ or birth_date); a single such lab file is one too.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 from ..errors import B12kgError
 from ..kb import vocabulary
 from ..rdf.terms import ANALYTE_SYSTEM
-from .bulk import Group, bundle_text, connect, fhir_datetime, number, write_groups, _q
+from .bulk import ISO_DATE, Group, _q, bundle_text, connect, fhir_datetime, number, write_groups
 
 LAB_COLUMNS = ("patient_id", "loinc", "analyte", "value", "comparator", "unit", "time", "ref_low", "ref_high", "status")
 PERSON_COLUMNS = ("patient_id", "sex", "birth_date")
@@ -150,6 +157,14 @@ def observation(pid: str, i: int, row: dict, *, system: str | None = None, code:
                 break
     unit = _cell(row, "unit")
     value = number(text)
+    if info is None and value is None and text is not None:
+        answer = _answer(text)
+        if answer is not None:
+            obs["valueCodeableConcept"] = {"coding": [answer]}
+            return obs
+        if ISO_DATE.fullmatch(text):
+            obs["valueDateTime"] = fhir_datetime(text)
+            return obs
     if info is not None and info.qualitative or (value is None and text is not None):
         if text is not None:
             obs["valueString"] = text
@@ -170,6 +185,19 @@ def observation(pid: str, i: int, row: dict, *, system: str | None = None, code:
     if rr:
         obs["referenceRange"] = [rr]
     return obs
+
+
+_LOINC_ANSWER = re.compile(r"LA[0-9]+-[0-9]")
+
+
+def _answer(text: str) -> dict | None:
+    """A coded answer written in a value cell: a LOINC answer code, or ``<system>|<code>``."""
+    if _LOINC_ANSWER.fullmatch(text):
+        return {"system": LOINC, "code": text}
+    system, bar, code = text.rpartition("|")
+    if bar and system.startswith(("http://", "https://", "urn:")) and code:
+        return {"system": system, "code": code}
+    return None
 
 
 def patient(pid: str, sex: str | None, birth: str | None) -> dict:

@@ -14,8 +14,20 @@ b12kg's own:
 - PERSON.gender_concept_id -> concept_name FEMALE or MALE (other concepts: gender unknown; 0: not
   recorded); birth_datetime, else year/month/day_of_birth (a partial date is refused by the FHIR
   reader, which needs the day).
+- MEASUREMENT rows are Observations of the category laboratory: a concept b12kg does not read (or
+  that CONCEPT does not hold) is a test it does not read, listed in the notes, never taken for a
+  sign or symptom.
 - CONDITION_OCCURRENCE.condition_concept_id and DRUG_EXPOSURE.drug_concept_id -> Conditions and
-  MedicationStatements coded with the concept's vocabulary (SNOMED, RxNorm, ...).
+  MedicationStatements coded with the concept's vocabulary (SNOMED, ICD10CM, RxNorm, ATC, ...): a
+  condition with no condition_end_date is active, one with an end date resolved (abatement); a
+  drug exposure with no drug_exposure_end_date is active, one with an end date completed. As in
+  FHIR, an active or completed medicine counts, a resolved condition does not.
+- OBSERVATION (optional) -> Observations: observation_concept_id through CONCEPT; value_as_concept_id
+  -> valueCodeableConcept (its vocabulary and code, e.g. LOINC 82810-3 pregnancy status with the
+  answer LA15173-0 Pregnant), value_as_number with unit_concept_id -> valueQuantity (e.g. LOINC
+  11884-4 gestational age in wk), value_as_string -> valueDateTime when it is an ISO date (e.g. LOINC
+  93857-1 delivery date), else valueString; observation_datetime, else observation_date. A
+  SNOMED CT finding with no value (a symptom) is read as the FHIR reader reads any Observation.
 
 Each person's rows become one FHIR Bundle read by ``record_from_bundle``, so a measurement b12kg
 cannot use (a concept the CONCEPT table does not hold, no UCUM unit, a refused code) is listed
@@ -29,19 +41,26 @@ from pathlib import Path
 
 from ..errors import B12kgError
 from ..rdf.terms import ANALYTE_SYSTEM
-from .bulk import Group, bundle_text, connect, fhir_datetime, write_groups
+from .bulk import ISO_DATE, Group, _q, bundle_text, connect, fhir_datetime, number, write_groups
 from .long import TABLE_SUFFIXES, observation, patient, scan
 
 REQUIRED = ("person", "measurement", "concept")
-OPTIONAL = ("condition_occurrence", "drug_exposure")
+OPTIONAL = ("condition_occurrence", "drug_exposure", "observation")
 VOCABULARY_SYSTEMS = {
     "LOINC": "http://loinc.org",
     "SNOMED": "http://snomed.info/sct",
     "RxNorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "ATC": "http://www.whocc.no/atc",
+    "ICD10": "http://hl7.org/fhir/sid/icd-10",
+    "ICD10CM": "http://hl7.org/fhir/sid/icd-10-cm",
     "UCUM": "http://unitsofmeasure.org",
     "b12kg": ANALYTE_SYSTEM,
 }
 OMOP_CONCEPT_SYSTEM = "https://w3id.org/b12kg/omop/concept"   # a concept the CONCEPT table does not hold
+LABORATORY = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}]
+# Row order within a person's Bundle: PERSON, MEASUREMENT, OBSERVATION, CONDITION_OCCURRENCE, DRUG_EXPOSURE
+TABLE_ORD = {"observation": 1 << 40, "condition_occurrence": 2 << 40, "drug_exposure": 3 << 40}
+
 
 
 def omop_tables(path: Path) -> dict[str, Path] | None:
@@ -80,14 +99,16 @@ def plan_omop(path: Path, size: int, workdir: Path, chunks: int | None = None) -
                 LEFT JOIN {c} o ON o.concept_id = m.operator_concept_id
                 LEFT JOIN {c} a ON a.concept_id = m.value_as_concept_id""",
         ]
-        if "condition_occurrence" in tables:
-            parts.append(f"""SELECT x.person_id AS pkey, 'CONDITION_OCCURRENCE' AS src, row_number() OVER () AS ord,
-                       to_json(struct_pack(id := x.condition_occurrence_id, start := x.condition_start_date, concept_id := x.condition_concept_id, c := k))::VARCHAR AS row
-                FROM {scan(tables['condition_occurrence'])} x LEFT JOIN {c} k ON k.concept_id = x.condition_concept_id""")
-        if "drug_exposure" in tables:
-            parts.append(f"""SELECT x.person_id AS pkey, 'DRUG_EXPOSURE' AS src, row_number() OVER () AS ord,
-                       to_json(struct_pack(id := x.drug_exposure_id, start := x.drug_exposure_start_date, concept_id := x.drug_concept_id, c := k))::VARCHAR AS row
-                FROM {scan(tables['drug_exposure'])} x LEFT JOIN {c} k ON k.concept_id = x.drug_concept_id""")
+        for table, concept_col in (("observation", "observation_concept_id"),
+                                   ("condition_occurrence", "condition_concept_id"), ("drug_exposure", "drug_concept_id")):
+            if table in tables:
+                extra = ("LEFT JOIN {c} u ON u.concept_id = x.unit_concept_id "
+                         "LEFT JOIN {c} a ON a.concept_id = x.value_as_concept_id").format(c=c) if table == "observation" else ""
+                packed = "x := x, c := k" + (", unit := u, answer := a" if table == "observation" else "")
+                parts.append(f"""SELECT x.person_id AS pkey, {_q(table.upper())} AS src,
+                           {TABLE_ORD[table]} + row_number() OVER () AS ord,
+                           to_json(struct_pack({packed}))::VARCHAR AS row
+                    FROM {scan(tables[table])} x LEFT JOIN {c} k ON k.concept_id = x.{concept_col} {extra}""")
         rows = " UNION ALL ".join(f"({p})" for p in parts)
         return write_groups(con, rows, f"SELECT person_id AS pkey FROM {scan(tables['person'])}", size, workdir, chunks)
     finally:
@@ -132,6 +153,7 @@ def _measurement(pkey: str, ord_: int, cells: dict) -> dict:
            "time": m.get("measurement_datetime") or m.get("measurement_date"),
            "ref_low": m.get("range_low"), "ref_high": m.get("range_high")}
     obs = observation(pkey, ord_, row, system=coding["system"], code=coding["code"])
+    obs["category"] = LABORATORY
     if op is None and (m.get("operator_concept_id") or "0").strip() not in ("", "0"):
         # an operator the CONCEPT table does not name: the value is not read as exact
         obs.pop("valueQuantity", None)
@@ -141,27 +163,72 @@ def _measurement(pkey: str, ord_: int, cells: dict) -> dict:
     return obs
 
 
+def _cell(d: dict, name: str) -> str | None:
+    v = d.get(name)
+    return str(v).strip() or None if v is not None else None
+
+
+def _observation(pkey: str, ord_: int, cells: dict) -> dict:
+    """An OMOP OBSERVATION row as a FHIR Observation (its value as concept, number or text)."""
+    x = cells.get("x") or {}
+    coding = _coding(cells.get("c"), _cell(x, "observation_concept_id"))
+    obs: dict = {"resourceType": "Observation", "id": f"o{_cell(x, 'observation_id') or ord_}", "status": "final",
+                 "code": {"coding": [coding]}}
+    when = fhir_datetime(_cell(x, "observation_datetime") or _cell(x, "observation_date"))
+    if when:
+        obs["effectiveDateTime"] = when
+    value, text = number(_cell(x, "value_as_number")), _cell(x, "value_as_string")
+    if (cells.get("answer") or {}).get("concept_id") is not None or _cell(x, "value_as_concept_id") not in (None, "0"):
+        obs["valueCodeableConcept"] = {"coding": [_coding(cells.get("answer"), _cell(x, "value_as_concept_id"))]}
+    elif value is not None:
+        unit = cells.get("unit") or {}
+        obs["valueQuantity"] = {"value": value, **({"unit": unit["concept_code"], "system": VOCABULARY_SYSTEMS["UCUM"],
+                                                    "code": unit["concept_code"]}
+                                                   if unit.get("vocabulary_id") == "UCUM" else {})}
+    elif text is not None:
+        obs["valueDateTime" if ISO_DATE.fullmatch(text) else "valueString"] = (
+            fhir_datetime(text) if ISO_DATE.fullmatch(text) else text)
+    return obs
+
+
+def _condition_or_drug(src: str, ord_: int, cells: dict) -> dict:
+    x = cells.get("x") or {}
+    if src == "CONDITION_OCCURRENCE":
+        start, end = (fhir_datetime(_cell(x, f"condition_{k}_datetime") or _cell(x, f"condition_{k}_date"))
+                      for k in ("start", "end"))
+        res = {"resourceType": "Condition", "id": f"c{_cell(x, 'condition_occurrence_id') or ord_}",
+               "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                              "code": "resolved" if end else "active"}]},
+               "code": {"coding": [_coding(cells.get("c"), _cell(x, "condition_concept_id"))]}}
+        if start:
+            res["onsetDateTime"] = start
+        if end:
+            res["abatementDateTime"] = end
+        return res
+    start, end = (fhir_datetime(_cell(x, f"drug_exposure_{k}_datetime") or _cell(x, f"drug_exposure_{k}_date"))
+                  for k in ("start", "end"))
+    res = {"resourceType": "MedicationStatement", "id": f"d{_cell(x, 'drug_exposure_id') or ord_}",
+           "status": "completed" if end else "active",
+           "medicationCodeableConcept": {"coding": [_coding(cells.get("c"), _cell(x, "drug_concept_id"))]}}
+    if start or end:
+        res["effectivePeriod"] = {k: v for k, v in (("start", start), ("end", end)) if v}
+    return res
+
+
 def omop_bundle(pkey: str, rows: list[dict]) -> str:
     resources: list[dict] = []
     for r in rows:
         cells = json.loads(r["row"])
         if r["src"] == "PERSON":
             resources.append(_person(pkey, cells))
-        elif r["src"] == "MEASUREMENT":
-            resources.append(_measurement(pkey, r["ord"], cells))
+            continue
+        if r["src"] == "MEASUREMENT":
+            res = _measurement(pkey, r["ord"], cells)
+        elif r["src"] == "OBSERVATION":
+            res = _observation(pkey, r["ord"], cells)
         else:
-            coding = _coding(cells.get("c"), cells.get("concept_id"))
-            start = fhir_datetime(cells.get("start"))
-            if r["src"] == "CONDITION_OCCURRENCE":
-                res = {"resourceType": "Condition", "id": f"c{cells.get('id') or r['ord']}", "code": {"coding": [coding]}}
-                if start:
-                    res["onsetDateTime"] = start
-            else:
-                res = {"resourceType": "MedicationStatement", "id": f"d{cells.get('id') or r['ord']}", "status": "unknown",
-                       "medicationCodeableConcept": {"coding": [coding]}}
-                if start:
-                    res["effectiveDateTime"] = start
-            if pkey:
-                res["subject"] = {"reference": f"Patient/{pkey}"}
-            resources.append(res)
+            res = _condition_or_drug(r["src"], r["ord"], cells)
+        if pkey:
+            res["subject"] = {"reference": f"Patient/{pkey}"}
+        resources.append(res)
     return bundle_text(resources)

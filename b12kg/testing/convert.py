@@ -6,8 +6,11 @@ SQL-on-FHIR v2 views give), and OMOP CDM v5.4 tables with their own CONCEPT tabl
 The same patient is the same data in every form: a Bundle holds a Patient (gender, birthDate) and
 one Observation per result (LOINC code, or the analyte key under b12kg's analyte system for tests
 with no verified LOINC code; the value with its comparator and UCUM unit; the laboratory's upper
-limit; the specimen time). The Bundle reader does not read pregnancy, symptoms, context or the
-case's profile, so no form carries them: a run compares forms, not forms with the case.
+limit; the specimen time). With ``context=True`` (Bundles and bulk folders) the case's pregnancy
+(LOINC 82810-3 with its answer, 11884-4 gestational age in wk) and every context word and symptom
+that has a mapped code (the ontology's, ``word_codes``) are written too: a Condition, or a
+MedicationStatement for an RxNorm or ATC code. ``uncarried_words`` names the words with no mapped
+code, which no FHIR form can say; the case's profile is never carried.
 
 OMOP concept ids: gender and the value operators are the OMOP standard concepts (gender 8507
 MALE, 8532 FEMALE; operators 4171756 '<', 4171754 '<=', 4172703 '=', 4172704 '>', 4171755 '>=');
@@ -28,10 +31,14 @@ from typing import Any, Iterable, Iterator, Mapping
 from ..kb import vocabulary
 from ..rdf.terms import ANALYTE_SYSTEM
 
-__all__ = ["case_bundle", "write_bundles", "write_bulk", "write_long", "write_omop", "SPECIMEN_TIME"]
+__all__ = ["case_bundle", "uncarried_words", "word_codes", "write_bundles", "write_bulk", "write_long", "write_omop", "SPECIMEN_TIME"]
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
+SNOMED = "http://snomed.info/sct"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ATC = "http://www.whocc.no/atc"
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 SPECIMEN_TIME = datetime(2026, 1, 15, 9, 0, tzinfo=timezone.utc)
 COMPARATORS = ("<=", ">=", "<", ">")
 # OMOP standard concepts (OHDSI vocabularies; see the module docstring)
@@ -138,15 +145,77 @@ def _patient(pid: str, case: Mapping) -> dict:
     return res
 
 
-def case_resources(case: Mapping, pid: str) -> list[dict]:
-    """The Patient and its Observations."""
-    return [_patient(pid, case)] + [_observation(pid, i, r) for i, r in enumerate(_results(case))]
+_SYSTEM_ORDER = (SNOMED, RXNORM, ATC)
 
 
-def case_bundle(case: Mapping, pid: str) -> dict:
+def word_codes() -> dict[str, str]:
+    """Each context word and symptom with a mapped code -> one such code ("system|code"): SNOMED CT
+    first, then RxNorm, then ATC, the lowest code of the first system that has one."""
+    out: dict[str, tuple] = {}
+    for key, (_kind, word) in vocabulary().clinical_codes.items():
+        system, code = key.split("|", 1)
+        rank = (_SYSTEM_ORDER.index(system) if system in _SYSTEM_ORDER else len(_SYSTEM_ORDER), code)
+        if word not in out or rank < out[word][0]:
+            out[word] = (rank, key)
+    return {w: k for w, (_r, k) in out.items()}
+
+
+def _words(case: Mapping) -> list[tuple[str, str]]:
+    """(kind, canonical word) of a case's context words and symptoms, aliases resolved."""
+    vocab = vocabulary()
+    return ([("context", vocab.context_aliases.get(w, w)) for w in case.get("context") or []]
+            + [("symptom", vocab.symptom_aliases.get(w, w)) for w in case.get("symptoms") or []])
+
+
+def uncarried_words(case: Mapping) -> list[str]:
+    """The case's context words and symptoms that no mapped code says (context=True leaves them out)."""
+    codes = word_codes()
+    return [w for _k, w in _words(case) if w not in codes]
+
+
+def _context_resources(pid: str, case: Mapping, results: list[dict]) -> list[dict]:
+    when = max((r["time"] for r in results), default=SPECIMEN_TIME).isoformat()
+    out: list[dict] = []
+    p = case.get("patient") or {}
+    weeks = p.get("gestational_weeks")
+    pregnant = True if weeks is not None else p.get("pregnant")
+    if pregnant is not None:
+        out.append({"resourceType": "Observation", "id": f"{pid}-pregnancy", "status": "final",
+                    "code": {"coding": [{"system": LOINC, "code": "82810-3"}]}, "subject": {"reference": f"Patient/{pid}"},
+                    "effectiveDateTime": when, "valueCodeableConcept": {"coding": [
+                        {"system": LOINC, "code": "LA15173-0" if pregnant else "LA26683-5"}]}})
+    if weeks is not None:
+        out.append({"resourceType": "Observation", "id": f"{pid}-gestation", "status": "final",
+                    "code": {"coding": [{"system": LOINC, "code": "11884-4"}]}, "subject": {"reference": f"Patient/{pid}"},
+                    "effectiveDateTime": when, "valueQuantity": {"value": _Num(_text(weeks)), "unit": "wk",
+                                                                 "system": UCUM, "code": "wk"}})
+    codes = word_codes()
+    for i, (_kind, word) in enumerate(_words(case)):
+        if word not in codes:
+            continue
+        system, code = codes[word].split("|", 1)
+        coding = {"coding": [{"system": system, "code": code}]}
+        if system in (RXNORM, ATC):
+            out.append({"resourceType": "MedicationStatement", "id": f"{pid}-m{i}", "status": "active",
+                        "medicationCodeableConcept": coding, "subject": {"reference": f"Patient/{pid}"}})
+        else:
+            out.append({"resourceType": "Condition", "id": f"{pid}-c{i}", "subject": {"reference": f"Patient/{pid}"},
+                        "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]},
+                        "code": coding})
+    return out
+
+
+def case_resources(case: Mapping, pid: str, *, context: bool = False) -> list[dict]:
+    """The Patient and its Observations; with ``context``, its pregnancy and coded words too."""
+    results = list(_results(case))
+    out = [_patient(pid, case)] + [_observation(pid, i, r) for i, r in enumerate(results)]
+    return out + _context_resources(pid, case, results) if context else out
+
+
+def case_bundle(case: Mapping, pid: str, *, context: bool = False) -> dict:
     """One FHIR R4 Bundle (type collection) for a case; ``dumps`` writes it with exact numbers."""
     return {"resourceType": "Bundle", "type": "collection",
-            "entry": [{"resource": r} for r in case_resources(case, pid)]}
+            "entry": [{"resource": r} for r in case_resources(case, pid, context=context)]}
 
 
 def _ids(cases: Iterable[Mapping]) -> Iterator[tuple[str, Mapping]]:
@@ -154,29 +223,33 @@ def _ids(cases: Iterable[Mapping]) -> Iterator[tuple[str, Mapping]]:
         yield str(i + 1), case
 
 
-def write_bundles(cases: Iterable[Mapping], path: str | Path) -> int:
+def write_bundles(cases: Iterable[Mapping], path: str | Path, *, context: bool = False) -> int:
     """An NDJSON file of Bundles, one a line; patient ids 1, 2, ... (as in every other form)."""
     n = 0
     with open(path, "w", encoding="utf-8") as fh:
         for pid, case in _ids(cases):
-            fh.write(dumps(case_bundle(case, pid)) + "\n")
+            fh.write(dumps(case_bundle(case, pid, context=context)) + "\n")
             n += 1
     return n
 
 
-def write_bulk(cases: Iterable[Mapping], folder: str | Path) -> int:
-    """A bulk-data export folder: Patient.ndjson and Observation.ndjson."""
+def write_bulk(cases: Iterable[Mapping], folder: str | Path, *, context: bool = False) -> int:
+    """A bulk-data export folder: one NDJSON file per resource type (Patient.ndjson,
+    Observation.ndjson, and with ``context`` Condition.ndjson and MedicationStatement.ndjson)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     n = 0
-    with open(folder / "Patient.ndjson", "w", encoding="utf-8") as pf, \
-            open(folder / "Observation.ndjson", "w", encoding="utf-8") as of:
+    files: dict[str, Any] = {}
+    try:
+        for kind in ("Patient", "Observation") + (("Condition", "MedicationStatement") if context else ()):
+            files[kind] = open(folder / f"{kind}.ndjson", "w", encoding="utf-8")
         for pid, case in _ids(cases):
-            res = case_resources(case, pid)
-            pf.write(dumps(res[0]) + "\n")
-            for r in res[1:]:
-                of.write(dumps(r) + "\n")
+            for r in case_resources(case, pid, context=context):
+                files[r["resourceType"]].write(dumps(r) + "\n")
             n += 1
+    finally:
+        for fh in files.values():
+            fh.close()
     return n
 
 
