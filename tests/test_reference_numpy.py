@@ -3,7 +3,7 @@ from findings.md v2 and profile-default.md only, never from the rules, the ontol
 engines):
 
 - meets every expectation (findings, not_findings, unassessed) of the shared v2 valid cases and
-  of the 46 v2 vignettes (tests/v2-target/vignettes), read through a test-only adapter
+  of the 46 v2 vignettes (tests/cases/vignettes), read through a test-only adapter
   (tests/oracle/cases_adapter.py), not through the b12kg loader; where a case and the spec were
   weighed against each other, tests/oracle/NOTES.md says so;
 - answers every code of findings.md v2, three-valued (S1), with censored intervals (S2) and
@@ -33,7 +33,7 @@ from oracle import reference_numpy as rn
 from oracle.cases_adapter import case_from_fhir_bundle, record_from_case
 
 REPO = Path(__file__).resolve().parent.parent
-VIGNETTES = REPO / "tests" / "v2-target" / "vignettes"
+VIGNETTES = REPO / "tests" / "cases" / "vignettes"
 N_SYNTH = 10_000
 SEED_SYNTH = 4_2024
 N_ADVERSARIAL = 3_000

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, Mapping
 
 from ..engines.base import Provenance
 from ..inputs.record import PatientRecord
@@ -71,20 +71,26 @@ def _static(p: Provenance, units: frozenset) -> tuple[str, str]:
     return head, tail
 
 
-def patient_outputs(rec: PatientRecord, ordinal: int, ref: str, found: dict[str, Provenance]) -> str:
-    """The patient's NDJSON line (without newline)."""
+def patient_outputs(rec: PatientRecord, ordinal: int, ref: str, found: Mapping[str, Provenance],
+                    unassessed: Mapping[str, Provenance] = {}) -> str:
+    """The patient's NDJSON line (without newline): the findings, and the unassessed findings
+    (findings.md v2, S1) in the same shape with ``"status":"unassessed"``."""
     ev_json: dict[str, str] = {}
-    parts = []
-    for code in sorted(found):
-        p = found[code]
+
+    def item(p: Provenance, status: str | None) -> str:
         keys = [k for k in p.results if k in rec.results]
         units = frozenset(rec.results[k].compared_unit for k in keys if rec.results[k].qualitative is None)
         head, tail = _static(p, units)
+        if status is not None:
+            head = '{"status":' + _dumps(status) + "," + head[1:]
         items = []
         for k in keys:
             if k not in ev_json:
                 ev_json[k] = _dumps(evidence_dict(rec, k))
             items.append(ev_json[k])
-        parts.append(head + ",".join(items) + tail)
+        return head + ",".join(items) + tail
+    parts = [item(found[code], None) for code in sorted(found)]
+    open_ = [item(unassessed[code], "unassessed") for code in sorted(unassessed)]
     return ('{"patient":' + _dumps(rec.id) + ',"record":' + str(ordinal) + ',"source":' + _dumps(ref) + ',"profile":'
-            + _dumps(rec.profile) + ',"findings":[' + ",".join(parts) + '],"notes":' + _dumps(rec.notes) + "}")
+            + _dumps(rec.profile) + ',"findings":[' + ",".join(parts) + '],"unassessed":[' + ",".join(open_)
+            + '],"notes":' + _dumps(rec.notes) + "}")

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from .. import engines
-from ..engines.base import Findings
+from ..engines.base import Reasoned
 from ..errors import B12kgError, InputError, Issue
 from ..inputs import load_record
 from ..inputs.case import record_from_case
@@ -85,9 +85,10 @@ def parse_raw(raw: RawRecord, profile: str | None) -> PatientRecord:
     return load_record(str(raw.payload), profile=profile)
 
 
-def evaluate(recs: list[PatientRecord], options: Options) -> tuple[Findings, str]:
+def evaluate(recs: list[PatientRecord], options: Options) -> Reasoned:
     """Run the rules over a batch of records with distinct ids (the options' engine, or the remote
-    store): findings per patient IRI and, if asked, the inferred triples as N-Triples."""
+    store): findings and unassessed findings per patient IRI and, if asked, the inferred triples
+    as N-Triples."""
     return engines.get(options.engine, endpoint=options.endpoint).reason(recs, base=options.base,
                                                                           want_graph=options.write_graph)
 
@@ -188,8 +189,9 @@ def assess_raws(raws: list[RawRecord], options: Options) -> tuple[list[Assessed]
             continue
         first[rec.id] = raw
         records.append((raw, rec))
-    by_iri, graph = evaluate([rec for _, rec in records], options) if records else ({}, "")
-    assessed = [Assessed(raw.ordinal, raw.ref, rec, by_iri[patient_iri(rec.id, options.base)], {})
+    by_iri, graph, unassessed = evaluate([rec for _, rec in records], options) if records else ({}, "", {})
+    assessed = [Assessed(raw.ordinal, raw.ref, rec, by_iri[patient_iri(rec.id, options.base)],
+                         unassessed.get(patient_iri(rec.id, options.base), {}))
                 for raw, rec in records]
     nquads = ""
     if options.write_graph:
@@ -202,7 +204,7 @@ def process_chunk(index: int, raws: list[RawRecord], parts: str, options: Option
     """Assess one chunk and write its part files; never raises for a bad record."""
     report = ChunkReport(index=index, read=len(raws))
     assessed, rejects, nquads = assess_raws(raws, options)
-    ndjson = [patient_outputs(a.record, a.ordinal, a.source, a.found) for a in assessed]
+    ndjson = [patient_outputs(a.record, a.ordinal, a.source, a.found, a.unassessed) for a in assessed]
     for a in assessed:
         report.findings.update(a.found.keys())
     report.assessed = len(assessed)
