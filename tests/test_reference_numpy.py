@@ -362,8 +362,12 @@ def _run(cases: list[dict], work: Path) -> Run:
     return Run(cases, records, ordinals, [by_ordinal[o] for o in ordinals], list(zip(fired, un)))
 
 
-def _report(run: Run, limit: int = 8) -> str:
-    diffs = [(o, rec, r, x) for o, rec, r, x in zip(run.ordinals, run.records, run.rules, run.oracle) if r != x]
+def _report(run: Run, limit: int = 8, *, age_recorded: bool = True) -> str:
+    """The disagreements, on the patients whose age is recorded (``age_recorded``) or on those whose
+    age is not: S3 for an unknown age (every age band decided alike) is not built in the rules yet
+    (docs/v2-notes.md), so those are compared apart, in a strict xfail."""
+    diffs = [(o, rec, r, x) for o, rec, r, x in zip(run.ordinals, run.records, run.rules, run.oracle)
+             if r != x and (rec.age_years is not None) == age_recorded]
     if not diffs:
         return ""
     counts: Counter = Counter()
@@ -489,6 +493,16 @@ def test_oracle_agrees_with_rules_on_a_small_adversarial_cohort(tmp_path):
 
 
 @needs_v2_rules
+@pytest.mark.xfail(strict=True, reason="S3 for an unknown age is not built in the rules: an age-banded criterion "
+                   "with the age not recorded is false there, unassessed in the oracle (docs/v2-notes.md)")
+def test_oracle_agrees_with_rules_when_the_age_is_not_recorded(tmp_path):
+    cases = [c for c in adversarial_cases(1200, SEED_ADVERSARIAL) if c["patient"].get("age_years") is None]
+    run = _run(cases, tmp_path)
+    report = _report(run, age_recorded=False)
+    assert not report, report
+
+
+@needs_v2_rules
 @pytest.mark.parametrize("path", _case_paths(), ids=lambda p: p.stem)
 def test_oracle_agrees_with_rules_on_case(path):
     from b12kg.api import assess, load_record
@@ -496,8 +510,7 @@ def test_oracle_agrees_with_rules_on_case(path):
     rec = load_record(path)
     a = assess(rec)
     rules_derived = set(a.codes)
-    rules_unassessed = set(getattr(a, "unassessed", ()) or ())
-    rules_unassessed = {x if isinstance(x, str) else x["code"] for x in rules_unassessed}
+    rules_unassessed = {f.code for f in a.unassessed}
     cols = rn.columns_from_records([rec])
     ev = rn.evaluate(cols)
     derived = {c for c, v in ev.items() if v.t[0]}
