@@ -245,10 +245,20 @@ def test_a_result_taken_in_another_age_band_is_refused():
 def test_a_fhir_result_taken_in_another_age_band_is_unusable():
     b = _bundle()
     birth = b["entry"][0]["resource"]["birthDate"]
-    # the B12 result taken at 12 years of age, the others at 44
-    _b12_entry(b)["effectiveDateTime"] = f"{int(birth[:4]) + 12}-{birth[5:]}T08:00:00Z"
+    hb = next(e["resource"] for e in b["entry"] if e["resource"]["resourceType"] == "Observation"
+              and e["resource"]["code"]["coding"][0]["code"] == "718-7")
+    # the haemoglobin taken at 12 years of age (its cut-offs change at 12 and 15), the others at 44
+    hb["effectiveDateTime"] = f"{int(birth[:4]) + 12}-{birth[5:]}T08:00:00Z"
     rec = b12kg.load_record(b)
-    assert "another age band" in rec.unusable_results["b12"]
+    assert "another age band" in rec.unusable_results["hemoglobin"]
+
+
+def test_a_result_of_a_test_without_age_bands_is_not_refused_for_its_age():
+    """B12's cut-offs do not depend on age: a B12 result taken years earlier is judged the same."""
+    b = _bundle()
+    birth = b["entry"][0]["resource"]["birthDate"]
+    _b12_entry(b)["effectiveDateTime"] = f"{int(birth[:4]) + 12}-{birth[5:]}T08:00:00Z"
+    assert "b12" in b12kg.load_record(b).results
 
 
 def test_a_pregnant_three_year_old_is_refused():

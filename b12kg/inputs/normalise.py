@@ -447,23 +447,24 @@ def ages_agree(given: Decimal, computed: Decimal) -> bool:
     return given == given.to_integral_value() and Decimal(int(computed)) == given
 
 
-def age_band(age: Decimal, vocab: Vocabulary) -> int:
-    """Which of the ontology's age bands (between consecutive Vocabulary.age_boundaries) holds ``age``."""
-    return bisect.bisect_right(vocab.age_boundaries, age)
+def age_band(age: Decimal, boundaries: tuple[Decimal, ...]) -> int:
+    """Which of the age bands between consecutive ``boundaries`` holds ``age``."""
+    return bisect.bisect_right(boundaries, age)
 
 
 def results_in_other_bands(rec: PatientRecord, birth: date, vocab: Vocabulary) -> list[tuple[str, Decimal]]:
-    """The current results taken at an age in another age band than the record's age (each result
-    is judged at the age on its own date; the record carries one age): (key, age at the result)."""
+    """The current results taken at an age in another age band of their test's cut-offs
+    (Vocabulary.age_boundaries) than the record's age: each result is judged at the age on its own
+    date, and the record carries one age. (key, age at the result)."""
     if rec.age_years is None:
         return []
-    band = age_band(rec.age_years, vocab)
     out = []
     for key, r in sorted(rec.results.items()):
-        if r.time is None or r.derived_from or r.time.date() < birth:
+        bounds = vocab.age_boundaries.get(r.test_iri, ())
+        if r.time is None or r.derived_from or r.time.date() < birth or not bounds:
             continue
         at = exact_age(birth, r.time.date())
-        if age_band(at, vocab) != band:
+        if age_band(at, bounds) != age_band(rec.age_years, bounds):
             out.append((key, at))
     return out
 

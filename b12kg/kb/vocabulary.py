@@ -60,9 +60,10 @@ class Vocabulary:
     # FHIR codes ("system|code") with a role of their own (fhir.ttl): pregnancy-status, pregnant,
     # not-pregnant, pregnancy-unknown, gestational-age, delivery-date, sex-female, sex-male
     fhir_roles: Mapping[str, str] = field(default_factory=dict)
-    # Every age (years) where a population's age band begins or ends (b12:ageFrom, b12:ageUnder):
-    # results taken at ages on two sides of one of these are judged by different cut-offs.
-    age_boundaries: tuple[Decimal, ...] = ()
+    # test IRI -> every age (years) where the age band of a population of one of its cut-offs begins
+    # or ends (b12:ageFrom, b12:ageUnder): two results of the test taken at ages on two sides of one
+    # of these are judged by different cut-offs. A test absent here has no age-dependent cut-off.
+    age_boundaries: Mapping[str, tuple[Decimal, ...]] = field(default_factory=dict)
 
 
 # IRI forms of external codes (mappings.ttl) -> the FHIR code system of the same code
@@ -173,5 +174,12 @@ def _build_vocabulary() -> Vocabulary:
                       qualitative_values=keywords("QualitativeResultValue"), compared_units=compared,
                       clinical_codes=clinical, fhir_roles=roles,
                       symptom_aliases=aliases("Symptom"), context_aliases=aliases("ContextFactor"),
-                      age_boundaries=tuple(sorted({Decimal(str(a)) for (a,) in _q(g, """SELECT ?a WHERE {
-                          { ?p b12:ageFrom ?a } UNION { ?p b12:ageUnder ?a } }""")})))
+                      age_boundaries=_age_boundaries(g))
+
+
+def _age_boundaries(g) -> dict[str, tuple[Decimal, ...]]:
+    found: dict[str, set[Decimal]] = {}
+    for test, age in _q(g, """SELECT ?test ?a WHERE { ?t a b12:Threshold ; b12:test ?test ; b12:population ?p .
+                               { ?p b12:ageFrom ?a } UNION { ?p b12:ageUnder ?a } }"""):
+        found.setdefault(str(test), set()).add(Decimal(str(age)))
+    return {test: tuple(sorted(ages)) for test, ages in sorted(found.items())}

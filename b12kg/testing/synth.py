@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterator
 
+from ..inputs.normalise import MIN_PREGNANCY_AGE
 from ..kb import ontology_graph, vocabulary
 from ..rdf.terms import B12NS, sparql_prefixes
 
@@ -384,7 +385,10 @@ def _random_patient(rng: random.Random, t: _Tables) -> dict:
         patient["sex"] = sex
     if age is not None:
         patient["age_years"] = age
-    if (sex == "female" and age is not None and 15 <= age < 46 and rng.random() < 0.18) or rng.random() < 0.003:
+    # the rare odd pregnancy (any sex, unknown age) is never under MIN_PREGNANCY_AGE, which the loader
+    # refuses; the draw is made either way, so the stream of a seed is unchanged
+    if (sex == "female" and age is not None and 15 <= age < 46 and rng.random() < 0.18) or (
+            rng.random() < 0.003 and (age is None or age >= MIN_PREGNANCY_AGE)):
         patient["pregnant"] = True
         if rng.random() < 0.7:
             patient["gestational_weeks"] = (13, 14, 27, 28)[rng.randrange(4)] if rng.random() < 0.3 else rng.randrange(4, 42)
