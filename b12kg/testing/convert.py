@@ -6,10 +6,11 @@ SQL-on-FHIR v2 views give), and OMOP CDM v5.4 tables with their own CONCEPT tabl
 The same patient is the same data in every form: a Bundle holds a Patient (gender, birthDate) and
 one Observation per result (LOINC code, or the analyte key under b12kg's analyte system for tests
 with no verified LOINC code; the value with its comparator and UCUM unit; the laboratory's upper
-limit; the specimen time). With ``context=True`` (Bundles and bulk folders) the case's pregnancy
+limit; the specimen time). With ``context=True`` (Bundles, bulk folders, OMOP) the case's pregnancy
 (LOINC 82810-3 with its answer, 11884-4 gestational age in wk) and every context word and symptom
 that has a mapped code (the ontology's, ``word_codes``) are written too: a Condition, or a
-MedicationStatement for an RxNorm or ATC code. ``uncarried_words`` names the words with no mapped
+MedicationStatement for an RxNorm or ATC code (in OMOP: OBSERVATION, CONDITION_OCCURRENCE with no end
+date, DRUG_EXPOSURE). ``uncarried_words`` names the words with no mapped
 code, which no FHIR form can say; the case's profile is never carried.
 
 OMOP concept ids: gender and the value operators are the OMOP standard concepts (gender 8507
@@ -287,11 +288,48 @@ OMOP_TABLES = {
                     "value_as_concept_id", "unit_concept_id", "range_low", "range_high"),
     "concept": ("concept_id", "concept_name", "domain_id", "vocabulary_id", "concept_class_id", "standard_concept",
                 "concept_code", "valid_start_date", "valid_end_date", "invalid_reason"),
+    "observation": ("observation_id", "person_id", "observation_concept_id", "observation_date", "observation_datetime",
+                    "observation_type_concept_id", "value_as_number", "value_as_string", "value_as_concept_id",
+                    "unit_concept_id"),
+    "condition_occurrence": ("condition_occurrence_id", "person_id", "condition_concept_id", "condition_start_date",
+                             "condition_end_date", "condition_type_concept_id"),
+    "drug_exposure": ("drug_exposure_id", "person_id", "drug_concept_id", "drug_exposure_start_date",
+                      "drug_exposure_end_date", "drug_type_concept_id"),
 }
 
 
-def write_omop(cases: Iterable[Mapping], folder: str | Path) -> int:
-    """PERSON.csv, MEASUREMENT.csv and CONCEPT.csv (OMOP CDM v5.4 columns)."""
+_OMOP_VOCABULARY = {SNOMED: "SNOMED", RXNORM: "RxNorm", ATC: "ATC", LOINC: "LOINC", UCUM: "UCUM"}
+
+
+def _omop_context(pid: str, case: Mapping, results: list[dict], concept, out: dict[str, list]) -> None:
+    """The case's pregnancy and coded words as OBSERVATION, CONDITION_OCCURRENCE and DRUG_EXPOSURE rows."""
+    for res in _context_resources(pid, case, results):
+        kind = res["resourceType"]
+        c = (res.get("code") or res.get("medicationCodeableConcept"))["coding"][0]
+        cid = concept(_OMOP_VOCABULARY[c["system"]], c["code"], c["code"],
+                      {"Observation": "Observation", "Condition": "Condition"}.get(kind, "Drug"), "Clinical")
+        n = sum(len(v) for v in out.values()) + 1
+        if kind == "Observation":
+            when = datetime.fromisoformat(res["effectiveDateTime"])
+            value, answer, unit = "", "", ""
+            if "valueCodeableConcept" in res:
+                a = res["valueCodeableConcept"]["coding"][0]
+                answer = concept(_OMOP_VOCABULARY[a["system"]], a["code"], a["code"], "Meas Value", "Answer")
+            else:
+                value = str(res["valueQuantity"]["value"])
+                unit = concept("UCUM", res["valueQuantity"]["code"], res["valueQuantity"]["code"], "Unit", "Unit")
+            out["observation"].append([n, pid, cid, when.date().isoformat(), when.strftime("%Y-%m-%d %H:%M:%S"), 0,
+                                       value, "", answer, unit])
+        elif kind == "Condition":
+            out["condition_occurrence"].append([n, pid, cid, "2020-01-01", "", 0])
+        else:
+            out["drug_exposure"].append([n, pid, cid, "2020-01-01", "", 0])
+
+
+def write_omop(cases: Iterable[Mapping], folder: str | Path, *, context: bool = False) -> int:
+    """PERSON.csv, MEASUREMENT.csv and CONCEPT.csv (OMOP CDM v5.4 columns); with ``context`` also
+    OBSERVATION.csv (pregnancy), CONDITION_OCCURRENCE.csv and DRUG_EXPOSURE.csv (coded words),
+    holding what ``case_bundle(..., context=True)`` holds."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     concepts: dict[tuple[str, str], int] = {}
@@ -306,6 +344,7 @@ def write_omop(cases: Iterable[Mapping], folder: str | Path) -> int:
 
     n = 0
     mid = 0
+    extra: dict[str, list] = {"observation": [], "condition_occurrence": [], "drug_exposure": []}
     with open(folder / "PERSON.csv", "w", newline="", encoding="utf-8") as pf, \
             open(folder / "MEASUREMENT.csv", "w", newline="", encoding="utf-8") as mf:
         pw, mw = csv.writer(pf), csv.writer(mf)
@@ -316,7 +355,10 @@ def write_omop(cases: Iterable[Mapping], folder: str | Path) -> int:
             b = _birth_date(case)
             pw.writerow([pid, GENDER_CONCEPT[sex][0] if sex in GENDER_CONCEPT else 0,
                          b.year if b else "", b.month if b else "", b.day if b else "", 0, 0])
-            for r in _results(case):
+            results = list(_results(case))
+            if context:
+                _omop_context(pid, case, results, concept, extra)
+            for r in results:
                 mid += 1
                 if r["system"] == LOINC:
                     test = concept("LOINC", r["code"], r["key"], "Measurement", "Lab Test")
@@ -340,4 +382,9 @@ def write_omop(cases: Iterable[Mapping], folder: str | Path) -> int:
             w.writerow([cid, sym, "Meas Value Operator", "SNOMED", "Qualifier Value", "S", "", "1970-01-01",
                         "2099-12-31", ""])
         w.writerows(rows)
+    for table, table_rows in extra.items() if context else ():
+        with open(folder / f"{table.upper()}.csv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(OMOP_TABLES[table])
+            w.writerows(table_rows)
     return n
