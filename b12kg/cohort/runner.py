@@ -343,6 +343,11 @@ class _Assembler:
             os.replace(self._tmp(kind), self.out / OUTPUTS[kind])
 
     def abort(self) -> None:
+        for writer in (self.patients, self.findings, self.csv):
+            try:
+                writer.close()      # before its file: a writer closed later (by the collector) writes to a closed file
+            except (OSError, ValueError):
+                pass
         for kind, fh in self.files.items():
             fh.close()
             try:
