@@ -21,8 +21,7 @@ import pytest
 
 from b12kg.cohort import assess_cohort
 from b12kg.cohort.planner import CHUNKS_PER_WORKER, plan_input, read_chunk
-from b12kg.cohort.tables import (FALSE, TRUE, UNASSESSED, age_band, age_bands, finding_codes, finding_values,
-                                 patient_table)
+from b12kg.cohort.tables import FALSE, TRUE, UNASSESSED, age_band, age_bands, finding_codes, finding_values
 from b12kg.inputs.csv import write_csv
 from b12kg.kb import age_band_edges, finding_classes
 from b12kg.testing import synth

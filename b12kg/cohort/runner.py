@@ -43,7 +43,7 @@ from ..rdf.terms import patient_iri
 from ..rules import load_rules
 from .planner import GROUPED_KINDS, ChunkPlan, csv_header, input_kind, plan_grouped, plan_input, read_chunk
 from .report import summary_html
-from .tables import FINDINGS_SCHEMA, finding_codes, patient_schema, summarise
+from .tables import FINDINGS_SCHEMA, patient_schema, summarise
 from .worker import ChunkReport, Options, _reject_line, duplicate_reject, part_paths, process_chunk, reject_reason
 
 #: the output files, by the name of their part (worker.part_paths)
