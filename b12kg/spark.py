@@ -28,6 +28,7 @@ from .cohort.tables import FINDINGS_SCHEMA, Assessed, findings_table, patient_sc
 from .cohort.worker import Options, assess_raws, duplicate_reject
 from .errors import B12kgError
 from .inputs.csv import check_csv_header
+from .inputs.long import LAB_COLUMNS, PERSON_COLUMNS, long_bundle
 from .rdf.terms import DEFAULT_BASE
 
 RECORD = "_b12kg_record"
@@ -137,7 +138,6 @@ def assess(df, *, profile: str | None = None, base: str = DEFAULT_BASE, persist:
     """Assess a wide DataFrame (the cohort CSV's columns; any Spark types) on the executors; see
     the module docstring. The three DataFrames share one assessment: with ``persist`` (the
     default) it is kept (memory and disk) so that using all three assesses once."""
-    from pyspark import StorageLevel
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -153,6 +153,14 @@ def assess(df, *, profile: str | None = None, base: str = DEFAULT_BASE, persist:
     first = F.when(pid.isNotNull() & (pid != ""), F.min(RECORD).over(Window.partitionBy(pid)))
     numbered = numbered.withColumn(FIRST, first)
     out = numbered.mapInArrow(lambda it: assess_batches(it, header, options), ddl(output_schema()))
+    return _split(out, persist)
+
+
+def _split(out, persist: bool) -> SparkResult:
+    """The patients, findings and rejects of an output_schema() DataFrame."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
     if persist:
         out = out.persist(StorageLevel.MEMORY_AND_DISK)
     patients = out.where(F.col("error").isNull()).select(*patient_schema().names)
@@ -160,6 +168,63 @@ def assess(df, *, profile: str | None = None, base: str = DEFAULT_BASE, persist:
                 .select("patient", "record", *[F.col(f"f.`{f.name}`").alias(f.name) for f in FINDING_FIELDS]))
     rejects = out.where(F.col("error").isNotNull()).select("record", "source", "patient", "error", "issues")
     return SparkResult(patients, findings, rejects)
+
+
+def _long_groups(tables: Iterator[pa.Table], options: Options, what: str) -> Iterator[pa.RecordBatch]:
+    """applyInArrow over a long table grouped by patient: the patient's rows become the Bundle
+    the in-process long reader makes (``inputs.long.long_bundle``); a row with no patient, or
+    naming one the person table does not hold, becomes a Bundle of its own, refused with why."""
+    for t in tables:
+        rows = sorted(t.to_pylist(), key=lambda r: (r["src"], r["ord"]))
+        pkey, orphan = rows[0]["pkey"], rows[0]["orphan"]
+        if pkey is None or orphan:
+            raws = []
+            for r in rows:
+                why = "has no patient reference" if pkey is None else f"names patient {pkey!r}, who is not in {what}"
+                raws.append(RawRecord(r["ord"], f"{r['src']} row {r['ord']}: {why}", "bundle",
+                                      long_bundle("", [r]).encode()))
+        else:
+            first = min((r["ord"] for r in rows if r["src"] == "lab"), default=0)
+            raws = [RawRecord(first, f"Patient/{pkey}", "bundle", long_bundle(pkey, rows).encode())]
+        assessed, rejects, _ = assess_raws(raws, options)
+        yield from _with_findings(assessed, rejects).to_batches()
+
+
+def assess_long(lab, person=None, *, profile: str | None = None, base: str = DEFAULT_BASE,
+                persist: bool = True) -> SparkResult:
+    """Assess a long lab table (one row per result: patient_id, loinc or analyte, value, unit, ...;
+    README, Cohorts) with an optional person table (patient_id, sex, birth_date), as DataFrames:
+    each patient's rows are grouped on the executors (``groupBy().applyInArrow``) and read by the
+    in-process long reader's own Bundle maker, so a patient gives what ``assess-cohort`` gives for
+    the same table. Returns what ``assess`` returns; ``record`` is the row number of the
+    patient's first lab row by Spark's order."""
+    from pyspark.sql import functions as F
+
+    problems = [f"{name}: unknown columns {', '.join(c for c in df.columns if c not in allowed)}"
+                for name, df, allowed in (("lab", lab, LAB_COLUMNS), ("person", person, PERSON_COLUMNS))
+                if df is not None and any(c not in allowed for c in df.columns)]
+    if problems:
+        raise B12kgError("; ".join(problems) + f" (lab columns: {', '.join(LAB_COLUMNS)}; person: {', '.join(PERSON_COLUMNS)})")
+    options = Options(profile=profile, base=base)
+
+    def as_rows(df, src: str, ordinal):
+        text = df.select(*[F.col(c).cast("string").alias(c) for c in df.columns])
+        return text.select(F.col("patient_id").alias("pkey"), F.lit(src).alias("src"), ordinal.alias("ord"),
+                           F.to_json(F.struct(*text.columns)).alias("row"))
+    rows = as_rows(lab, "lab", F.monotonically_increasing_id() + 1)
+    what = "the person table"
+    if person is not None:
+        rows = as_rows(person, "person", F.lit(0).cast("bigint")).unionByName(rows)
+        known = person.select(F.col("patient_id").cast("string").alias("pkey")).distinct().withColumn("known", F.lit(True))
+        rows = rows.join(known, "pkey", "left").withColumn("orphan", F.col("known").isNull()).drop("known")
+    else:
+        rows = rows.withColumn("orphan", F.lit(False))
+    # rows with no patient are each a group of their own (a null key would gather them all)
+    rows = rows.withColumn("gkey", F.coalesce(F.col("pkey"), F.concat(F.lit("\0row "), F.col("ord").cast("string"))))
+    out = rows.groupBy("gkey").applyInArrow(
+        lambda t: pa.Table.from_batches(list(_long_groups(iter([t.drop_columns(["gkey"])]), options, what)),
+                                        schema=output_schema()), ddl(output_schema()))
+    return _split(out, persist)
 
 
 def assess_files(input_path: str, out_dir: str, *, master: str, profile: str | None = None) -> dict:

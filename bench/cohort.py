@@ -66,7 +66,9 @@ def report(rows: list[dict], sizes: list[int], started: str) -> str:
     out = ["# Cohort outputs benchmark (bench/cohort.py)", "",
            f"- command: `python bench/cohort.py --sizes {','.join(map(str, sizes))}`",
            f"- started {started}, finished {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",
-           f"- machine: {machine.get('cpus')} CPUs, {machine.get('cpu', '')}; load average at the end {os.getloadavg()}",
+           f"- git commit {machine['commit']}; machine: {machine['nproc']} CPUs, {machine['cpu']}, Python {machine['python']}",
+           f"- load average (1, 5, 15 min) at the end: {tuple(round(x, 2) for x in os.getloadavg())}: other developers' "
+           "test runs share the cores, so every number here is slower than on a quiet machine, and unevenly so",
            "- cohorts: bench/run.py's `cohort_csv` (synth.generate, seed "
            f"{SEED}, edge_cases=False, profile default), CSV", "",
            "| path | patients | seconds | patients/s | peak tree PSS MB | peak tree RSS MB | x floor | note |",

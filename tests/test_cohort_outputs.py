@@ -21,8 +21,7 @@ import pytest
 
 from b12kg.cohort import assess_cohort
 from b12kg.cohort.planner import CHUNKS_PER_WORKER, plan_input, read_chunk
-from b12kg.cohort.tables import (FALSE, TRUE, UNASSESSED, age_band, age_bands, finding_codes, finding_values,
-                                 patient_table)
+from b12kg.cohort.tables import FALSE, TRUE, UNASSESSED, age_band, age_bands, finding_codes, finding_values
 from b12kg.inputs.csv import write_csv
 from b12kg.kb import age_band_edges, finding_classes
 from b12kg.testing import synth
@@ -290,3 +289,31 @@ def test_grouped_inputs_are_planned_for_every_worker(tmp_path, kind):
         ids = [r.ref for p in patients for r in read_chunk(p)]
         assert len(ids) == len(set(ids)) == 300
     assert len(plan_grouped(tmp_path / kind, kind, 10000, tmp_path / "wd-fixed")) == 1     # a fixed size: one chunk
+
+
+def test_a_duplicate_in_a_later_chunk_leaves_the_graph_too(tmp_path):
+    """With --graph, a record refused as a duplicate in a later chunk leaves no triple in
+    inferred.nq: the patient's findings in the graph are those of the first record."""
+    from b12kg.explain.assemble import graph_store
+    from b12kg.rdf.terms import patient_iri
+
+    cases = [dict(c) for c in synth.generate(30, seed=21, edge_cases=False)]
+    from b12kg import assess
+
+    codes = [set(assess(c, engine="compiled").codes) for c in cases]
+    i = next(i for i in range(len(cases)) if codes[i])                               # a patient with findings
+    first = cases[i]
+    other = next(c for c, k in zip(cases, codes) if k - codes[i])                      # findings the first lacks
+    path = tmp_path / "c.csv"
+    with open(path, "w") as fh:
+        write_csv(cases + [dict(other, id=first["id"])], fh)
+    out = tmp_path / "out"
+    s = assess_cohort(path, out, workers=1, chunk_size=10, progress=False, write_graph=True)
+    assert s.duplicates == 1 and s.assessed == 30
+    want = {f["code"] for d in lines(out / "findings.ndjson") if d["patient"] == first["id"] for f in d["findings"]}
+    store = graph_store([out / "inferred.nq"])
+    got = {str(r["code"].value) for r in store.query(
+        "PREFIX b12: <https://w3id.org/b12kg/> PREFIX skos: <http://www.w3.org/2004/02/skos/core#> "
+        f"SELECT ?code WHERE {{ <{patient_iri(first['id'])}> b12:hasFinding/a/skos:notation ?code }}",
+        use_default_graph_as_union=True)}
+    assert got == want and want

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -97,3 +96,34 @@ def test_assess_cohort_on_spark_from_the_command_line(spark, tmp_path):
     assert pq.read_table(tmp_path / "spark" / "rejects").num_rows == 0
     assert pq.read_table(tmp_path / "spark" / "findings").num_rows == \
         pq.read_table(tmp_path / "local" / "findings.parquet").num_rows
+
+
+def test_a_long_lab_table_on_spark_gives_the_in_process_results(spark, tmp_path):
+    """b12kg.spark.assess_long: a long lab table and its person table as DataFrames give the
+    patient rows and findings `assess-cohort` gives for the same files; a lab row of a patient
+    the person table does not hold is refused on both."""
+    from b12kg.spark import assess_long
+    from b12kg.testing import convert
+
+    cases = list(synth.generate(300, seed=33, edge_cases=False))
+    folder = tmp_path / "long"
+    convert.write_long(cases, folder)
+    with open(folder / "labs.csv", "a") as fh:
+        fh.write("nobody,718-7,,120,,g/L,2026-01-15T09:00:00+00:00,,\n")
+    s = assess_cohort(folder, tmp_path / "local", progress=False, workers=1)
+    local = pq.read_table(tmp_path / "local" / "patients.parquet").to_pylist()
+    local_long = pq.read_table(tmp_path / "local" / "findings.parquet").to_pylist()
+    lab = spark.read.csv(str(folder / "labs.csv"), header=True, inferSchema=False)
+    person = spark.read.csv(str(folder / "persons.csv"), header=True, inferSchema=False)
+    res = assess_long(lab, person)
+    got = [r.asDict(recursive=True) for r in res.patients.collect()]
+    got_long = [r.asDict(recursive=True) for r in res.findings.collect()]
+    rejects = [r.asDict() for r in res.rejects.collect()]
+    assert len(got) == s.assessed == 300
+    assert _rows(got) == _rows(local)
+
+    def key(rows):
+        return sorted(json.dumps({k: v for k, v in r.items() if k not in ("record", "source")}, sort_keys=True)
+                      for r in rows)
+    assert key(got_long) == key(local_long) and len(got_long) > 300
+    assert len(rejects) == s.refused == 1 and "'nobody', who is not in the person table" in rejects[0]["source"] + rejects[0]["error"]

@@ -44,7 +44,7 @@ from ..rules import load_rules
 from .commit import switch_outputs
 from .planner import GROUPED_KINDS, ChunkPlan, csv_header, input_kind, plan_grouped, plan_input, read_chunk
 from .report import summary_html
-from .tables import FINDINGS_SCHEMA, finding_codes, patient_schema, summarise
+from .tables import FINDINGS_SCHEMA, patient_schema, summarise
 from .worker import ChunkReport, Options, _reject_line, duplicate_reject, part_paths, process_chunk, reject_reason
 
 #: the output files, by the name of their part (worker.part_paths)
@@ -308,6 +308,11 @@ class _Assembler:
         return {OUTPUTS[kind]: self._tmp(kind) for kind in self.files}
 
     def abort(self) -> None:
+        for writer in (self.patients, self.findings, self.csv):
+            try:
+                writer.close()      # before its file: a writer closed later (by the collector) writes to a closed file
+            except (OSError, ValueError):
+                pass
         for kind, fh in self.files.items():
             fh.close()
             try:
