@@ -108,3 +108,29 @@ def test_pyshacl_agrees_on_the_s1_cases():
     a = engines.get("oxigraph").reason(recs)
     b = engines.get("pyshacl").reason(recs)
     assert a.findings == b.findings and a.unassessed == b.unassessed
+
+
+def test_compiled_reads_an_unmapped_code_as_the_sparql_engines_do():
+    """A FHIR Condition code b12kg cannot map blocks oral B12 (findings.md v2); the compiled engine
+    reads ``$this b12:hasUnmappedClinicalCode ?c`` as a patient fact, as the SPARQL engines do."""
+    import json
+
+    bundle = json.loads((REPO / "examples" / "04-fhir-dual-deficiency.bundle.json").read_text(encoding="utf-8"))
+    patient = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    ref = patient.get("fullUrl") or f"Patient/{patient['resource']['id']}"
+    bundle["entry"].append({"resource": {
+        "resourceType": "Condition", "id": "unmapped-1",
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1234567000"}]},
+        "subject": {"reference": ref}}})
+    rec = load_record(bundle)
+    assert rec.unmapped_codes, "the test Condition was not listed as unmapped"
+    plain = dataclasses.replace(rec, id="plain", unmapped_codes=[])
+    for name in ("oxigraph", "compiled"):
+        r = engines.get(name).reason([rec, plain])
+        found = {iri.rsplit("/", 1)[-1]: set(f) for iri, f in r.findings.items()}
+        assert "OralB12Replacement" not in found[rec.id], name
+    a = engines.get("oxigraph").reason([rec, plain])
+    b = engines.get("compiled").reason([rec, plain])
+    assert a.findings == b.findings and a.unassessed == b.unassessed

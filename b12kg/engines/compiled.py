@@ -59,6 +59,9 @@ B = rdflib.Namespace(B12NS)
 RESULT_LITERALS = {B.comparator: "cmp", B.comparedValue: "value", B.comparedUnit: "unit",
                    B.referenceHighCompared: "refhigh", B.referenceLowCompared: "reflow"}
 MAX_DIGITS = 15
+#: patient properties whose existence a rule may read (``$this P ?x``, ?x used nowhere else)
+ANY_VALUE = "urn:b12kg:any-value"
+ANY_VALUE_PROPERTIES = (B.hasUnmappedClinicalCode,)
 #: result-to-cut-off relations derived by rules/derive.ttl (the "InScenario" ones: sex not recorded, S3)
 COMPARISONS = (B.satisfies, B.doesNotSatisfy, B.undecidedAgainst, B.satisfiesInScenario, B.doesNotSatisfyInScenario,
                B.undecidedAgainstInScenario)
@@ -87,6 +90,8 @@ class Batch:
         for i, rec in enumerate(records):
             for pred, obj in patient_links(rec):
                 self._fact(pred, obj)[i] = True
+            if rec.unmapped_codes:                    # $this b12:hasUnmappedClinicalCode ?code (any)
+                self._fact(B12NS + "hasUnmappedClinicalCode", ANY_VALUE)[i] = True
             for key in rec.unusable_results:          # b12:hasUnusableResult ?u . ?u b12:test T
                 if key in vocab.tests_by_key:
                     self._fact(B12NS + "hasUnusableResult", vocab.tests_by_key[key].iri)[i] = True
@@ -189,6 +194,27 @@ def _bind_suffix(expr) -> str:
                     and isinstance(args[1], Literal)):
                 return str(args[1])
     raise RuleError("the compiled engine reads BIND only as IRI(CONCAT(STR($this), \"...\"))")
+
+
+def _used_elsewhere(c: "Compiled", var: Variable, triple: tuple) -> bool:
+    """Whether ``var`` occurs in the conjunction beyond ``triple`` (another pattern, a FILTER, a
+    BIND or the head)."""
+    if any(var in t for t in c.conj.triples if t != triple) or var in c.suffix or any(var in t for t in c.template):
+        return True
+    return any(var in _expr_vars(e) for e in c.conj.filters)
+
+
+def _expr_vars(expr) -> set:
+    out: set = set()
+    if isinstance(expr, Variable):
+        out.add(expr)
+    elif isinstance(expr, dict):
+        for v in expr.values():
+            out |= _expr_vars(v)
+    elif isinstance(expr, (list, tuple)):
+        for v in expr:
+            out |= _expr_vars(v)
+    return out
 
 
 def _unusable_vars(conj: Conj) -> dict:
@@ -361,6 +387,10 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
                 raise RuleError(f"{p} compared with a constant")
             obj = _term(o, row)
             if isinstance(obj, Variable):
+                # ``$this P ?x`` with ?x read nowhere else: "the patient has some P" (a patient fact)
+                if p in ANY_VALUE_PROPERTIES and not _used_elsewhere(c, obj, (s, p, o)):
+                    mask &= batch.fact(p, ANY_VALUE)
+                    continue
                 raise RuleError(f"rule {c.rule.id}: patient property {p} with an unbound object")
             if p in (B.inPopulation, B.hasCauseCategory):
                 mask &= batch.fact(p, obj)
