@@ -294,6 +294,40 @@ class _Assembler:
             self._append(part_paths(self.parts, self.next))
             self.next += 1
 
+    def _append(self, paths: dict[str, Path]) -> None:
+        patients = pq.read_table(paths["patients"], schema=patient_schema())
+        findings = pq.read_table(paths["findings"], schema=FINDINGS_SCHEMA)
+        ndjson = paths["ndjson"].read_bytes().splitlines(keepends=True)
+        rejects = [json.loads(x) for x in paths["rejects"].read_text(encoding="utf-8").splitlines() if x]
+        graph = paths["graph"].read_bytes() if "graph" in self.kinds else b""
+        ids = patients.column("patient").to_pylist()
+        records = patients.column("record").to_pylist()
+        sources = patients.column("source").to_pylist()
+        dup = [pid in self.seen for pid in ids]
+        gone = set()
+        for pid, rec, src, d in zip(ids, records, sources, dup):
+            if d:
+                gone.add(pid)
+                rejects.append(duplicate_reject(rec, src, pid, *self.seen[pid]))
+            else:
+                self.seen[pid] = (rec, src)
+        if gone:
+            rejects.sort(key=lambda r: r["record"])
+            patients = patients.filter(pa.array([not d for d in dup]))
+            findings = findings.filter(pc.invert(pc.is_in(findings.column("patient"), pa.array(sorted(gone)))))
+            ndjson = [line for line, d in zip(ndjson, dup) if not d]
+            if graph:
+                graph = _without_patients(graph, [patient_iri(pid, self.base) for pid in gone])
+        self.assessed += patients.num_rows
+        self.refused.update(reject_reason(r) for r in rejects)
+        self.patients.write_table(patients)
+        self.findings.write_table(findings)
+        self.csv.write_table(patients)
+        self.files["ndjson"].write(b"".join(ndjson))
+        self.files["rejects"].write("".join(_reject_line(r) + "\n" for r in rejects).encode())
+        if "graph" in self.kinds:
+            self.files["graph"].write(graph)
+
     def finish(self, n: int) -> dict[str, Path]:
         """The complete, synced files of the set (output name -> file), for commit.switch_outputs."""
         if self.next != n:
