@@ -76,6 +76,8 @@ class Batch:
         self.facts: dict[tuple[str, str], np.ndarray] = {}
         self.age = np.full(n, np.nan)
         self.age_present = np.zeros(n, bool)
+        self.weeks = np.full(n, np.nan)              # b12:gestationalWeeks (completed weeks)
+        self.weeks_present = np.zeros(n, bool)
         self.results: dict[str, dict[str, np.ndarray]] = {}
         self.codes: dict[str, int] = {}
         self.rfacts: dict[tuple[str, str, str], np.ndarray] = {}   # (test key, property, object) -> mask
@@ -95,6 +97,9 @@ class Batch:
             if rec.age_years is not None:
                 self.age[i] = float(rec.age_years)
                 self.age_present[i] = True
+            if rec.gestational_weeks is not None:
+                self.weeks[i] = float(rec.gestational_weeks)
+                self.weeks_present[i] = True
             for key, r in rec.results.items():
                 col = self._result(key)
                 col["present"][i] = True
@@ -140,7 +145,7 @@ class Batch:
 
 def exact_for(rec: PatientRecord) -> bool:
     """True when every number of the record has at most 15 significant digits."""
-    nums = [rec.age_years] + [x for r in rec.results.values()
+    nums = [rec.age_years, rec.gestational_weeks] + [x for r in rec.results.values()
                               for x in (r.compared_value, r.ref_high_compared, r.ref_low_compared)]
     for d in nums:
         if d is not None and len(d.as_tuple().digits) > MAX_DIGITS:
@@ -347,12 +352,13 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
                 continue
             if p == RDF.type and o == B.Patient:
                 continue
-            if p == B.ageYears:
+            if p in (B.ageYears, B.gestationalWeeks):
+                num, present = (batch.age, batch.age_present) if p == B.ageYears else (batch.weeks, batch.weeks_present)
                 if isinstance(o, Variable) and o not in row:
-                    cols[o] = ("num", batch.age)
-                    mask &= batch.age_present
+                    cols[o] = ("num", num)
+                    mask &= present
                     continue
-                raise RuleError("ageYears compared with a constant")
+                raise RuleError(f"{p} compared with a constant")
             obj = _term(o, row)
             if isinstance(obj, Variable):
                 raise RuleError(f"rule {c.rule.id}: patient property {p} with an unbound object")
