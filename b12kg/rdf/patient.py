@@ -59,14 +59,16 @@ def result_iri(p: str, r: Result, n: int | None = None) -> str:
 
 def patient_links(rec: PatientRecord) -> list[tuple[str, str]]:
     """The patient's links to individuals of the ontology, as (property IRI, object IRI): profile,
-    sex, pregnancy status, trimester, whether the age is recorded, symptoms and context. The
+    sex, pregnancy status, trimester, whether the age is recorded, postpartum status (findings.md v2),
+    symptoms and context. The
     closed-world defaults are explicit."""
     vocab = vocabulary()
     links = [(B12NS + "profile", vocab.profiles[rec.profile]),
              (B12NS + "sex", B12NS + {"female": "Female", "male": "Male", None: "SexNotRecorded"}[rec.sex]),
              (B12NS + "pregnancyStatus", B12NS + ("Pregnant" if rec.pregnant else "NotPregnant")),
              (B12NS + "trimester", B12NS + _TRIMESTER[rec.trimester]),
-             (B12NS + "ageStatus", B12NS + ("AgeNotRecorded" if rec.age_years is None else "AgeRecorded"))]
+             (B12NS + "ageStatus", B12NS + ("AgeNotRecorded" if rec.age_years is None else "AgeRecorded")),
+             (B12NS + "postpartumStatus", B12NS + ("InPostpartumPeriod" if "postpartum" in rec.contexts else "NotPostpartum"))]
     links += [(B12NS + "hasSymptom", vocab.symptoms[w]) for w in rec.symptoms]
     links += [(B12NS + "hasContext", vocab.contexts[w]) for w in rec.contexts]
     return links
