@@ -78,6 +78,7 @@ class Batch:
         self.age_present = np.zeros(n, bool)
         self.weeks = np.full(n, np.nan)              # b12:gestationalWeeks (completed weeks)
         self.weeks_present = np.zeros(n, bool)
+        self.any_unmapped = np.zeros(n, bool)        # b12:hasUnmappedClinicalCode (FHIR codes not mapped)
         self.results: dict[str, dict[str, np.ndarray]] = {}
         self.codes: dict[str, int] = {}
         self.rfacts: dict[tuple[str, str, str], np.ndarray] = {}   # (test key, property, object) -> mask
@@ -97,6 +98,8 @@ class Batch:
             if rec.age_years is not None:
                 self.age[i] = float(rec.age_years)
                 self.age_present[i] = True
+            if rec.unmapped_codes:
+                self.any_unmapped[i] = True
             if rec.gestational_weeks is not None:
                 self.weeks[i] = float(rec.gestational_weeks)
                 self.weeks_present[i] = True
@@ -359,6 +362,13 @@ def patient_mask(batch: Batch, c: Compiled, row: dict) -> tuple[np.ndarray, dict
                     mask &= present
                     continue
                 raise RuleError(f"{p} compared with a constant")
+            if p == B.hasUnmappedClinicalCode:       # $this b12:hasUnmappedClinicalCode ?c, ?c read nowhere else
+                if (isinstance(o, Variable) and o not in row and o not in c.suffix
+                        and not any(o in t for t in c.conj.triples if t != (s, p, o))
+                        and not any(o in t for t in c.template)):
+                    mask &= batch.any_unmapped
+                    continue
+                raise RuleError(f"rule {c.rule.id}: b12:hasUnmappedClinicalCode is read only as an existence test")
             obj = _term(o, row)
             if isinstance(obj, Variable):
                 raise RuleError(f"rule {c.rule.id}: patient property {p} with an unbound object")
