@@ -372,7 +372,7 @@ def _random_age(rng: random.Random, t: _Tables):
         return round(rng.uniform(0, 0.5), 2)
     if r < 0.97:
         e = t.age_edges[rng.randrange(len(t.age_edges))]
-        return _num(e) if rng.random() < 0.6 else _num(e - Decimal("0.01"))
+        return _num(e) if rng.random() < 0.6 or e <= 0 else _num(e - Decimal("0.01"))   # an edge at 0 has no age below it
     return None
 
 
