@@ -23,7 +23,7 @@ The companion holds when the rule could hold but its finding was not derived. Fo
 priority urgent, caution or test (``b12:priority``; S1: "never unassessed") the companion derives
 the finding itself (an undecided criterion counts as met); for every other finding it derives an
 ``b12:Unassessed`` node naming the finding. Companions run right after their rule's stratum
-(``sh:order`` + 0.5), so every reader of X sees X's three values.
+(the highest ``sh:order`` of a rule deriving X, + 0.5), so every reader of X sees X's three values.
 
 The companions are data, like every rule: ``python -m b12kg.rules.threevalued`` writes them to
 ``rules/unassessed.ttl`` (generated, never edited by hand), and a test checks that the file is
@@ -170,6 +170,11 @@ def companions(rules: tuple[Rule, ...]) -> str:
            "@prefix skos:    <http://www.w3.org/2004/02/skos/core#> .",
            "@prefix dcterms: <http://purl.org/dc/terms/> .",
            "@prefix xsd:     <http://www.w3.org/2001/XMLSchema#> .", ""]
+    last = {}                     # finding code -> the highest sh:order of a rule deriving it
+    fired_before: dict[str, int] = {}
+    for rule in rules:
+        if rule.finding is not None:
+            last[rule.finding] = max(last.get(rule.finding, rule.order), rule.order)
     for rule in rules:
         if rule.finding is None or rule.id.startswith(("una-", "und-")):
             continue
@@ -179,18 +184,23 @@ def companions(rules: tuple[Rule, ...]) -> str:
         body = companion_body(rule, code, fires=fires, strict=strict)
         template = companion_template(rule, code, fires=fires)
         cid = companion_id(rule, fires=fires)
-        order = Decimal(rule.order) + Decimal("0.5")
+        order = Decimal(last[code]) + Decimal("0.5")     # after every rule that derives the finding
+        if fires:
+            # companions that fire their finding run one after the other (each reads whether an
+            # earlier one fired), so every engine follows the same order
+            order += Decimal("0.01") * fired_before.get(code, 0)
+            fired_before[code] = fired_before.get(code, 0) + 1
         if fires:
             label = f"{rule.label} (a criterion undecided: counts as met)"
-            definition = (f"Companion of {rule.id} (findings.md v2, S1: a row of priority "
-                          f"{prio[code].removesuffix('Priority').lower()} is never unassessed): when every criterion of "
-                          f"{rule.id} is met or undecided and {code} was not derived, {code} is derived, and the "
-                          f"explanation names what could not be decided.")
+            definition = (f"If every criterion of {rule.id} is met or undecided and {code} was not derived, then "
+                          f"{code}: a row of priority {prio[code].removesuffix('Priority').lower()} is never unassessed "
+                          f"(findings.md v2, S1; the three-valued companion of {rule.id}), and the explanation names "
+                          f"what could not be decided.")
             head = f"    b12:implementsFinding b12:{code} ;\n"
         else:
             label = f"{rule.label} (unassessed)"
-            definition = (f"Companion of {rule.id} (findings.md v2, S1): when every criterion of {rule.id} is met or "
-                          f"undecided and {code} was not derived, {code} is unassessed for the patient.")
+            definition = (f"If every criterion of {rule.id} is met or undecided and {code} was not derived, then {code} "
+                          f"is unassessed for the patient (findings.md v2, S1; the three-valued companion of {rule.id}).")
             head = f"    b12:assessesFinding b12:{code} ;\n"
         out.append(
             f"b12r:{cid} a sh:NodeShape , b12:Rule ;\n"
