@@ -122,9 +122,12 @@ def test_ndjson_of_fhir_bundles(tmp_path):
 
 def test_folder_of_records(tmp_path):
     s = assess_cohort(SHARED, tmp_path / "out", workers=2, chunk_size=16, progress=False)
-    # 50 valid cases, 10 invalid, 1 FHIR Bundle file: fhir/p21-... is read first, so the case file
-    # of the same patient (valid/p21-fhir-bundle-...) is refused as a duplicate id
-    assert (s.read, s.assessed, s.refused, s.duplicates) == (61, 50, 11, 1)
+    # the valid cases, the invalid ones and 1 FHIR Bundle file: fhir/p21-... is read first, so the
+    # case file of the same patient (valid/p21-fhir-bundle-...) is refused as a duplicate id
+    valid, invalid = len(list((SHARED / "valid").glob("*.yaml"))), len(list((SHARED / "invalid").glob("*.yaml")))
+    bundles = len(list((SHARED / "fhir").glob("*.json")))
+    assert bundles == 1 and valid > 0 and invalid > 0
+    assert (s.read, s.assessed, s.refused, s.duplicates) == (valid + invalid + bundles, valid, invalid + 1, 1)
     rejects = lines(tmp_path / "out" / "rejects.ndjson")
     dup = [r for r in rejects if "/invalid/" not in r["source"]]
     assert [(r["patient"], Path(r["source"]).parent.name) for r in dup] == [("p21", "valid")]

@@ -297,29 +297,43 @@ def test_the_counterexample_to_the_plain_crp_claim():
 # Safety invariants and evidence, on every generated patient
 # ---------------------------------------------------------------------------------------------
 def check_safety(rec, a) -> None:
+    """The safety properties of findings.md version 2 (issue 9, 'Done when')."""
     c = codes(a)
     r = b12kg.load_record(rec)
-    b12_measured = "b12" in r.results or "holotc" in r.results
-    if "VitaminB12Deficiency" in c:
+    b12_routes = c & {"IntramuscularB12Replacement", "OralB12Replacement"}
+    b12_def = c & {"VitaminB12Deficiency", "ClinicallySuspectedB12Deficiency"}
+    if "VitaminB12Deficiency" in c:             # exactly one B12 route
+        assert len(b12_routes) == 1
+    if "ClinicallySuspectedB12Deficiency" in c:  # treated now, intramuscular
+        assert b12_routes == {"IntramuscularB12Replacement"}
+    if b12_def:
         assert "AvoidFolateMonotherapy" in c
-        assert len(c & {"IntramuscularB12Replacement", "OralB12Replacement"}) == 1
     else:
-        assert not c & {"IntramuscularB12Replacement", "OralB12Replacement", "InvestigateCauseOfB12Deficiency",
-                        "MonitorPotassium", "CombinedB12IronDeficiency", "B12DeficiencyAnemia"}
+        assert not b12_routes and not c & {"InvestigateCauseOfB12Deficiency", "CombinedB12IronDeficiency",
+                                           "B12DeficiencyAnemia"}
     if "OralB12Replacement" in c:
-        assert not set(r.symptoms) & NEURO
-        assert "SevereAnemia" not in c
-    if "FolicAcidReplacement" in c:
-        assert b12_measured and "IndeterminateB12" not in c
-        if "VitaminB12Deficiency" in c:
-            assert c & {"IntramuscularB12Replacement", "OralB12Replacement"}
-    assert not ({"OralIronReplacement", "IronOverloadRisk"} <= c)
+        assert not set(r.symptoms) & NEURO and "nitrous-oxide" not in r.contexts
+        assert "SevereAnemia" not in c and not r.unmapped_codes
+    if "FolicAcidReplacement" in c:             # never folic acid alone
+        assert ("B12NotDeficient" in c or c & {"IntramuscularB12Replacement", "OralB12Replacement",
+                                                "ConsiderB12TreatmentNow"} or "on-b12-therapy" in r.contexts)
+    iron = c & {"IronDeficiency", "ProbableIronDeficiency"}
+    iron_routes = c & {"OralIronReplacement", "ConsiderIntravenousIron"}
+    if iron:                                    # exactly one iron route
+        assert len(iron_routes) == 1
+    else:
+        assert not iron_routes
+    if "ConsiderIntravenousIron" in c and r.pregnant:    # never in the first trimester
+        assert r.trimester not in ("first", "unknown")
+    assert not (iron_routes and "IronOverloadRisk" in c)  # never iron with overload
     assert not ({"IronDeficiencyAnemia", "CombinedB12IronDeficiency"} <= c)
     assert not ({"IronDeficiencyAnemia", "B12DeficiencyAnemia"} <= c)
     assert ("CoordinatedTreatment" in c) == ("CombinedB12IronDeficiency" in c)
     assert not ({"VitaminB12Deficiency", "IndeterminateB12"} <= c)
     if "IronDeficiency" in c:
         assert "LowFerritin" in c
+    if "UrgentClinicalAssessment" in c:         # first in every output
+        assert a.findings[0].code == "UrgentClinicalAssessment"
 
 
 def check_evidence(rec, a) -> None:
@@ -333,8 +347,9 @@ def check_evidence(rec, a) -> None:
         for t in f.thresholds:
             assert t.source and t.source_title and t.verification, (f.code, t.iri)
             assert t.limits
-        for code in f.based_on:
-            assert code in a.codes, (f.code, code)
+        unassessed = {u.code for u in a.unassessed}
+        for code in f.based_on:                 # an unassessed finding it built on says so (S1)
+            assert code in a.codes or (code.endswith(" (unassessed)") and code[:-13] in unassessed), (f.code, code)
         assert f.explanation
 
 
