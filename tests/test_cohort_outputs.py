@@ -89,7 +89,8 @@ def test_patient_table_has_a_row_per_assessed_patient_and_a_column_per_code(run)
     for row, d in zip(table.to_pylist(), docs):
         found = {f["code"] for f in d["findings"]}
         assert {c for c in finding_codes() if row[c] == TRUE} == found
-        assert all(row[c] in (TRUE, FALSE) for c in finding_codes())      # nothing is unassessed yet
+        open_ = {f["code"] for f in d["unassessed"]}                        # findings.md v2, S1
+        assert {c for c in finding_codes() if row[c] == UNASSESSED} == open_ - found
         assert row["n_findings"] == len(found)
         src = by_id[row["patient"]]["patient"]
         assert row["sex"] == src.get("sex")
@@ -106,15 +107,17 @@ def test_findings_table_is_the_ndjson_in_long_form_with_evidence(run):
     _, _, out, _ = run
     long = pq.read_table(out / "findings.parquet").to_pylist()
     docs = lines(out / "findings.ndjson")
-    assert {(r["patient"], r["code"]) for r in long} == {(d["patient"], f["code"]) for d in docs for f in d["findings"]}
+    # the findings (status "true") and the unassessed findings (status "unassessed", findings.md v2 S1)
+    items = [(d["patient"], f, status) for d in docs for status, key in ((TRUE, "findings"), (UNASSESSED, "unassessed"))
+             for f in d[key]]
+    assert {(r["patient"], r["code"], r["status"]) for r in long} == {(p, f["code"], st) for p, f, st in items}
     classes = finding_classes()
-    evidence = {(d["patient"], f["code"]): {e["analyte"]: e for e in f["evidence"]} for d in docs for f in d["findings"]}
-    thresholds = {(d["patient"], f["code"]): {t["id"] for t in f["thresholds"]} for d in docs for f in d["findings"]}
+    evidence = {(p, f["code"], st): {e["analyte"]: e for e in f["evidence"]} for p, f, st in items}
+    thresholds = {(p, f["code"], st): {t["id"] for t in f["thresholds"]} for p, f, st in items}
     decided = Counter()
     for r in long:
-        key = (r["patient"], r["code"])
+        key = (r["patient"], r["code"], r["status"])
         assert r["kind"] == classes[r["code"]]["kind"] and r["label"] == classes[r["code"]]["label"]
-        assert r["status"] == TRUE
         if r["analyte"] is not None:
             e = evidence[key][r["analyte"]]
             assert (r["value_as_given"], r["unit_as_given"]) == (e["value_as_given"], e["unit_as_given"])

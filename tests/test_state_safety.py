@@ -145,10 +145,11 @@ if fault == "kill-in-switch":
                 os._exit(9)
         return real(src, dst)
     os.replace = replace
-elif fault == "disk-full":
-    def copy(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device", str(out / ".parts" / "findings.ndjson.assembling"))
-    shutil.copyfileobj = copy
+elif fault == "disk-full":      # the assembly of the output files (cohort/runner.py) writes Parquet
+    import pyarrow.parquet as pq
+    def write_table(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / ".parts" / "patients.parquet.assembling"))
+    pq.ParquetWriter.write_table = write_table
 elif fault == "read-only":
     real_mkdir = Path.mkdir
     def mkdir(self, *a, **k):

@@ -68,7 +68,7 @@ def switch_outputs(out: Path, staged: Mapping[str, Path], manifest: dict, *, nam
         _fsync_dir(out)
         body = dict(manifest, outputs={name: (out / name).stat().st_size for name in sorted(staged)})
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(body, indent=2, sort_keys=True))
+            fh.write(json.dumps(body, indent=2, ensure_ascii=False))   # key order kept (age bands in age order)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out / MANIFEST)
