@@ -66,7 +66,7 @@ def test_records_beyond_float_exactness_go_to_the_sparql_engine():
     rec = record_from_case({"id": "x", "patient": {"sex": "female", "age_years": 40},
                             "observations": {"ferritin": {"value": "29.9999999999999999", "unit": "ug/L"}}})
     assert not compiled.exact_for(rec)
-    found, _ = compiled.CompiledEngine().reason([rec], base=DEFAULT_BASE)
+    found = compiled.CompiledEngine().reason([rec], base=DEFAULT_BASE).findings
     assert "LowFerritin" in next(iter(found.values()))
 
 
