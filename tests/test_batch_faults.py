@@ -206,8 +206,10 @@ def check_cohort_outputs(out: Path, recs: list[dict], bad: dict[str, dict], summ
         assert any(i["field"] == field or i["field"].endswith(f"column {key}") for i in rej["issues"]), (field, rej)
         assert rej["error"]
     assert {by_ordinal[r["record"]]["id"] for r in rejects} == set(bad)
-    long = pq.read_table(out / "findings.parquet", columns=["patient", "code"]).to_pylist()
-    assert len({(r["patient"], r["code"]) for r in long}) == sum(len(f["findings"]) for f in findings)
+    # the long table holds the findings and the unassessed findings (status), as findings.ndjson does
+    long = pq.read_table(out / "findings.parquet", columns=["patient", "code", "status"]).to_pylist()
+    assert len({(r["patient"], r["code"], r["status"]) for r in long}) == \
+        sum(len(f["findings"]) + len(f.get("unassessed", [])) for f in findings)
     assert pq.read_table(out / "patients.parquet", columns=["patient"]).column("patient").to_pylist() == good_ids
 
 
