@@ -15,7 +15,7 @@ from ..inputs.record import PatientRecord
 from ..paths import query_text
 from ..rdf.patient import record_to_ntriples
 from ..rdf.store import load_ntriples
-from ..rdf.terms import B12NS, DEFAULT_BASE, finding_code, last_segment, local_name, patient_iri, result_key
+from ..rdf.terms import B12NS, DEFAULT_BASE, based_on_code, last_segment, local_name, patient_iri, result_key
 
 FINDINGS_QUERY_NAME = "report/findings-evidence.rq"
 FINDINGS_VARS = ("patient", "finding", "class", "rule", "use", "item", "action", "unassessed")
@@ -85,7 +85,7 @@ def findings_from_rows(rows: Iterable[tuple], patients: Iterable[str]) -> tuple[
         if kind == "result":
             f["result"].add(result_key(item))
         elif kind == "finding":
-            f["finding"].add(finding_code(item))
+            f["finding"].add(based_on_code(item))
         elif kind is not None:
             f[kind].add(item)
         if action is not None:

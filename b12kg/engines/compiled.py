@@ -47,7 +47,7 @@ from ..errors import RuleError
 from ..inputs.record import PatientRecord
 from ..kb import vocabulary
 from ..rdf.patient import patient_links
-from ..rdf.terms import B12NS, DEFAULT_BASE, patient_iri
+from ..rdf.terms import B12NS, DEFAULT_BASE, UNASSESSED_MARK, patient_iri
 from ..inputs.rdf import records_from_ntriples
 from ..rules import Rule, load_rules, rule_support_graph
 from ..rules.algebra import Conj, normalise
@@ -342,6 +342,12 @@ class _Unsupported(RuleError):
 UNASSESSED_SUFFIX = "#unassessed"
 
 
+def _based_on(key: str) -> str:
+    """A finding key (class IRI, or class IRI + UNASSESSED_SUFFIX) as ``based_on`` names it."""
+    code = key[len(B12NS):]
+    return code.removesuffix(UNASSESSED_SUFFIX) + (UNASSESSED_MARK if code.endswith(UNASSESSED_SUFFIX) else "")
+
+
 def unassessed_key(cls) -> str:
     """The mask key of 'finding class ``cls`` unassessed' (findings.md v2, S1)."""
     return str(cls) + UNASSESSED_SUFFIX
@@ -560,14 +566,15 @@ def _head_effects(batch: Batch, c: Compiled, row: dict, mask: np.ndarray, firing
         elif p == B.usedThreshold:
             used["threshold"].append(str(o_t))
         elif p == B.usedFinding:
-            used["finding"].append(str(_term(c.finding_vars[o], row)).removesuffix(UNASSESSED_SUFFIX))
+            unassessed = any(t[0] == THIS and t[1] == B.unassessed and t[2] == o for t in c.conj.triples)
+            used["finding"].append(str(_term(c.finding_vars[o], row)) + (UNASSESSED_SUFFIX if unassessed else ""))
         elif p == B.usedContext:
             used["context"].append(str(o_t))
         elif p == B.recommendsAction:
             used["action"].append(str(o_t))
     if code is not None:
         f = Firing(code[len(B12NS):].removesuffix(UNASSESSED_SUFFIX), rule_id, tuple(used["result"]),
-                   tuple(used["threshold"]), tuple(x[len(B12NS):] for x in used["finding"]), tuple(used["context"]),
+                   tuple(used["threshold"]), tuple(_based_on(x) for x in used["finding"]), tuple(used["context"]),
                    tuple(used["action"]), unassessed=code.endswith(UNASSESSED_SUFFIX))
         for i in np.flatnonzero(mask):
             firings[i].append(f)
@@ -632,9 +639,11 @@ copyreg.pickle(Expr, _reduce_comp)
 
 
 @once
+@once
 def program() -> tuple[Compiled, ...]:
     """Every rule compiled, in evaluation order (one entry per UNION branch and per outer row);
-    from the disk cache (b12kg.cache) when the rules, the ontology and this code are unchanged."""
+    from the disk cache (b12kg.cache) when the rules, the ontology and this code are unchanged,
+    read once per process."""
     return load_or_build("compiled-program", _compile_program, expect=tuple)
 
 
@@ -667,10 +676,12 @@ def run(records: list[PatientRecord], *, base: str, want_graph: bool = False) ->
     graph: list[str] | None = [] if want_graph else None
     finding_suffix: dict[str, str] = {}
     for c in program():
-        for row in c.kb_rows:
-            mask, _ = patient_mask(batch, c, row)
-            if mask.any():
-                _head_effects(batch, c, row, mask, firings, graph, base, finding_suffix)
+        # one entry is one SPARQL Update of the SPARQL engines (a rule, or one UNION branch of it):
+        # every solution is found first, then inserted, so no row sees what another row of the same
+        # entry derives (a NOT EXISTS on the rule's own finding must not hide a later row's evidence)
+        fired = [(row, mask) for row in c.kb_rows for mask in (patient_mask(batch, c, row)[0],) if mask.any()]
+        for row, mask in fired:
+            _head_effects(batch, c, row, mask, firings, graph, base, finding_suffix)
     text = ""
     if graph:
         lines = sorted(set(graph))

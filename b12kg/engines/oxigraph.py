@@ -6,6 +6,7 @@ Three named graphs keep input, knowledge and conclusions apart: the knowledge ba
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from ..inputs.record import PatientRecord
 from ..kb import ontology_ntriples
 from ..paths import query_text
 from ..rdf.store import graph_ntriples, load_ntriples
-from ..rdf.terms import DATA_GRAPH, DEFAULT_BASE, INFERRED_GRAPH, KB_GRAPH, patient_iri
+from ..rdf.terms import B12NS, DATA_GRAPH, DEFAULT_BASE, INFERRED_GRAPH, KB_GRAPH, RDF_TYPE, finding_iri, patient_iri
 from ..rules import Rule, load_rules, rule_support_graph, rules_graph, set_at_a_time_updates
 from .base import FINDINGS_QUERY_NAME, Engine, Reasoned, findings_from_rows, patients_ntriples, rows_from_solutions
 
@@ -145,6 +146,54 @@ def _session() -> Session:
     if s is None:
         s = _local.session = Session(full=False)
     return s
+
+
+FORCED = B12NS + "forcedFinding"     # a copy of a patient whose finding is forced (never in a record)
+
+
+@once
+def _forcing_updates() -> tuple[str, ...]:
+    """Every rule as in ``_updates``, those that derive a finding (or its unassessed node) blocked
+    for a patient whose finding is forced: ``MINUS { $this b12:forcedFinding <finding> }``."""
+    findings = {r.id: r.finding for r in load_rules()}
+    out = []
+    for rid, text in _updates(True):
+        code = findings.get(rid)
+        if code is not None:
+            head, _, _ = text.rstrip().rpartition("}")
+            text = f"{head}\nMINUS {{ $this <{FORCED}> <{B12NS}{code}> . }}\n}}"
+        out.append(text)
+    return tuple(out)
+
+
+def forced_codes(patient_ntriples: str, patient: str, codes: Sequence[str]) -> dict[tuple[str, bool], frozenset[str]]:
+    """The finding codes derived for one patient with each finding of ``codes`` forced true and
+    forced false (findings.md v2, S1: an unassessed finding is listed when forcing it true and
+    forcing it false would give different recommendation codes). Every forcing is a copy of the
+    patient in one store, reasoned over at once: for a copy, the rules that derive the forced
+    finding or its unassessed node (its own rules and their companions) do not run, and forced
+    true the finding is given with the record, so every later rule reads it as derived."""
+    copies: dict[str, tuple[str, bool]] = {}
+    data = []
+    own = re.compile("<" + re.escape(patient) + "(?=[>/])")      # the patient's IRI and those minted from it
+    for code in codes:
+        for value in (True, False):
+            copy = f"{patient}/forced/{code}/{'true' if value else 'false'}"
+            copies[copy] = (code, value)
+            data.append(own.sub(lambda _m, c=copy: "<" + c, patient_ntriples))
+            data.append(f"<{copy}> <{FORCED}> <{B12NS}{code}> .\n")
+            if value:
+                f = finding_iri(copy, code)
+                data.append(f"<{copy}> <{B12NS}hasFinding> <{f}> .\n<{f}> <{RDF_TYPE}> <{B12NS}{code}> .\n"
+                            f"<{f}> <{B12NS}about> <{copy}> .\n")
+    store = new_store(full=False)
+    load_patients(store, "".join(data))
+    for text in _forcing_updates():
+        store.update(text)
+    rows = rows_from_solutions(store.query(query_text(FINDINGS_QUERY_NAME), use_default_graph_as_union=True))
+    found, _ = findings_from_rows(rows, list(copies))
+    return {(code, value): frozenset(found[copy]) | ({code} if value else frozenset())
+            for copy, (code, value) in copies.items()}
 
 
 class OxigraphEngine(Engine):

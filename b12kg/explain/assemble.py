@@ -3,18 +3,19 @@ queries of ``queries/explain`` (the one place findings are built for the API and
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from decimal import Decimal
 from typing import Mapping
 
 import pyoxigraph as ox
 
-from ..engines.oxigraph import Session, load_patients, new_store
+from ..engines.oxigraph import Session, forced_codes, load_patients, new_store
 from ..errors import B12kgError
 from ..inputs.record import PatientRecord
 from ..kb import finding_classes, limit_text, reading_notes, unassessed_notes
 from ..rdf.store import load_ntriples, run_query
-from ..rdf.terms import DEFAULT_BASE, INFERRED_GRAPH, last_segment, patient_iri
+from ..rdf.terms import DEFAULT_BASE, INFERRED_GRAPH, UNASSESSED_MARK, last_segment, patient_iri
 from ..units import format_decimal
 from .model import Assessment, Evidence, Finding, RuleRef, Threshold
 from .text import explanation, limit_outcome
@@ -87,6 +88,8 @@ def build_assessment(rec: PatientRecord, input_nt: str, inferred_nt: str, *, eng
     # unassessed findings first: a derived finding's explanation may name one (unassessed_notes)
     unassessed = [_build_finding(row, items.get(row["finding"], []), chains.get(row["finding"], []), rec, classes)
                   for row in rows if row["status"] == "unassessed"]
+    decides = recommendations_decided_by(input_nt, piri, [u.code for u in unassessed], classes)
+    unassessed = [dataclasses.replace(u, changes_recommendations=decides[u.code]) for u in unassessed]
     by_code = {u.code: u for u in unassessed}
     findings = [_build_finding(row, items.get(row["finding"], []), chains.get(row["finding"], []), rec, classes,
                                extra_notes=_context_notes(row["code"], items.get(row["finding"], []), rec, by_code))
@@ -97,6 +100,20 @@ def build_assessment(rec: PatientRecord, input_nt: str, inferred_nt: str, *, eng
                       notes=tuple(rec.notes), patient_iri=piri, input_ntriples=input_nt,
                       inferred_ntriples=inferred_nt, record_summary=record_summary(rec),
                       unassessed=tuple(unassessed))
+
+
+def recommendations_decided_by(input_nt: str, patient: str, codes: list[str],
+                               classes: Mapping[str, dict]) -> dict[str, tuple[str, ...]]:
+    """Per unassessed finding of ``codes``: the recommendation codes (findings with a priority)
+    that differ between the patient's assessment with it forced true and with it forced false."""
+    if not codes:
+        return {}
+    forced = forced_codes(input_nt, patient, codes)
+
+    def recommendations(c):
+        return {x for x in c if classes.get(x, {}).get("priority")}
+    return {code: tuple(sorted(recommendations(forced[code, True]) ^ recommendations(forced[code, False])))
+            for code in codes}
 
 
 FIRST = "UrgentClinicalAssessment"       # findings.md v2: before everything, in every output
@@ -181,7 +198,7 @@ def _build_finding(row: Mapping, items: list, chain_rows: list, rec: PatientReco
             t["limits"][it["limitUnit"]] = limit_text(it["criterion"], it["limitUnit"], it["limitValue"],
                                                       it["limitLower"], it["limitUpper"])
         elif kind == "finding":
-            based_on.add(it["code"] if it["itemStatus"] != "unassessed" else f"{it['code']} (unassessed)")
+            based_on.add(it["code"] + (UNASSESSED_MARK if it["itemStatus"] == "unassessed" else ""))
         elif kind == "context":
             context.add(it["itemLabel"])
         elif kind == "action":

@@ -89,6 +89,9 @@ class Finding:
     status: str = "derived"         # derived | unassessed (findings.md v2, S1: a criterion could not be decided)
     priority: str | None = None     # urgent | caution | treat | test | investigate (recommendations and alerts)
     priority_rank: int | None = None
+    # an unassessed finding: the recommendation codes that forcing it true and forcing it false
+    # decide differently (findings.md v2, S1: it is listed when there is one; empty, it is not)
+    changes_recommendations: tuple[str, ...] = ()
 
     @property
     def rule_ids(self) -> tuple[str, ...]:

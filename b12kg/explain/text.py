@@ -171,13 +171,24 @@ def render_text(a: "Assessment") -> str:
             if src:
                 lines.extend(textwrap.wrap("source: " + src + f" (rule {', '.join(f.rule_ids)})", WIDTH,
                                            initial_indent="      ", subsequent_indent="      "))
-    if a.unassessed:
+    # findings.md v2, S1: an unassessed finding is listed when forcing it true and forcing it false
+    # would give different recommendation codes; the others are named on one line
+    listed = [f for f in a.unassessed if f.changes_recommendations]
+    quiet = [f for f in a.unassessed if not f.changes_recommendations]
+    if listed:
         lines.append("")
         lines.append("NOT ASSESSED (a result, sex, age or gestation could not decide them)")
-        for f in a.unassessed:
+        for f in listed:
             lines.append(f"  * {f.label} [{f.code}]")
             lines.extend(textwrap.wrap("because " + _reason(a, f), WIDTH, initial_indent="      ",
                                        subsequent_indent="      "))
+            lines.extend(textwrap.wrap("whether it holds changes the recommendations: " + ", ".join(f.changes_recommendations), WIDTH,
+                                       initial_indent="      ", subsequent_indent="      "))
+    if quiet:
+        lines.append("")
+        lines.extend(textwrap.wrap("Also not assessed, changing no recommendation: "
+                                   + ", ".join(f"{f.label} [{f.code}]" for f in quiet), WIDTH,
+                                   subsequent_indent="  "))
     if a.notes:
         lines.append("")
         lines.append("NOTES")

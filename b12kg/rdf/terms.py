@@ -120,6 +120,16 @@ def result_key(iri: str) -> str:
     return unquote(iri.rsplit("/result/", 1)[-1])
 
 
+#: how a finding built on an unassessed finding names it (``based_on``, every output)
+UNASSESSED_MARK = " (unassessed)"
+
+
+def based_on_code(iri: str) -> str:
+    """The code of a finding a rule application used, marked when it was unassessed (its IRI is
+    an unassessed-finding node)."""
+    return finding_code(iri) + (UNASSESSED_MARK if "/unassessed/" in iri else "")
+
+
 def finding_code(iri: str) -> str:
     """The finding code of a finding IRI minted by ``finding_iri``, or of an unassessed-finding node
     (``<patient>/unassessed/<code>``, findings.md v2 S1)."""
