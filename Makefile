@@ -14,7 +14,7 @@ PIP    := $(BIN)/python -m pip install -q -c constraints.txt
 CASES  ?= vendor/shared/cases
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider
 
-.PHONY: help install demo test test-all build qc clean fuzz bench demo-store
+.PHONY: help install demo test test-components test-all build qc clean fuzz bench demo-store
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,13 +42,19 @@ build: $(RUN_STAMP) ## write the merged ontology: dist/b12kg.ttl and dist/b12kg.
 qc: $(RUN_STAMP) ## run the QC queries of queries/qc on the merged ontology
 	$(BIN)/b12kg qc
 
-# pytest's exit code 5 (no test collected) is not a failure here.
+# pytest's exit code 5 (no test collected) is not a failure here. The tests run on every core
+# (pytest-xdist, JOBS workers; JOBS=0 runs them in this process).
+JOBS ?= auto
+XDIST := $(if $(filter 0,$(JOBS)),,-n $(JOBS))
 test: $(TEST_STAMP) ## the test suite without the slow runs, then the acceptance cases (CASES) through the CLI
-	$(PYTEST) -m "not slow and not virtuoso" tests; rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
+	$(PYTEST) $(XDIST) -m "not slow and not virtuoso" tests; rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 	$(BIN)/b12kg cases $(CASES)
 
-test-all: $(TEST_STAMP) ## the whole test suite, slow runs included (what CI runs), then the acceptance cases
-	$(PYTEST) tests; rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
+test-components: $(TEST_STAMP) ## the tests that start Virtuoso and local Spark themselves (CI runs them after make test)
+	$(PYTEST) $(XDIST) -m "virtuoso or spark" tests; rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
+
+test-all: $(TEST_STAMP) ## the whole test suite, slow runs included (about an hour on 2 cores), then the acceptance cases
+	$(PYTEST) $(XDIST) tests; rc=$$?; if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi
 	$(BIN)/b12kg cases $(CASES)
 
 demo-store: $(TEST_STAMP) ## run the rules inside a SPARQL 1.1 server (oxigraph serve on a free port) over the examples

@@ -18,7 +18,7 @@ from b12kg.testing import synth
 
 N = int(os.environ.get("B12KG_SPARK_N", "100000"))
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
 @pytest.fixture(scope="module")
