@@ -65,8 +65,12 @@ def _with_19_digits(case: dict) -> dict:
     for key, e in case.get("observations", {}).items():
         e = dict(e)
         v = str(e.get("value", ""))
-        if key in ("ferritin", "hemoglobin", "mcv", "crp", "tsat") and v[:1].isdigit() and Decimal(v) >= 10:
+        if key in ("ferritin", "hemoglobin", "mcv", "crp", "tsat") and v[:1].isdigit() and 10 <= Decimal(v) < 100:
             e["value"] = str(Decimal(v) - Decimal("1E-17"))
+        elif key in ("ferritin", "hemoglobin", "mcv", "crp", "tsat") and v[:1].isdigit() and Decimal(v) >= 100:
+            # version 2 ferritin goes to 500,000: 19 significant digits whatever the integer part
+            d = Decimal(v)
+            e["value"] = str(d - Decimal(1).scaleb(d.adjusted() - 18))
         out["observations"][key] = e
     return out
 

@@ -474,12 +474,15 @@ def test_mutated_cohort_ndjson_lines_are_refused_alone_and_the_run_completes(tmp
 @settings(FUZZ, max_examples=max(10, EXAMPLES // 4))
 @given(doc=swapped([_bundle()]), n_good=st.integers(0, 3))
 def test_cohort_ndjson_with_a_swapped_type_bundle_completes(tmp_path, doc, n_good):
-    good = json.dumps(_bundle()).encode()
+    def good(i: int) -> bytes:             # a patient id of its own: a repeated id is refused (issue 12)
+        b = _bundle()
+        b["entry"][0]["resource"]["id"] = f"good-{i}"
+        return json.dumps(b).encode()
     try:
         bad = json.dumps(doc, default=str).encode("utf-8", "surrogatepass")
     except (ValueError, RecursionError):
         assume(False)
-    path = _write(tmp_path, "cohort.ndjson", b"\n".join([good] * n_good + [bad] + [good]) + b"\n")
+    path = _write(tmp_path, "cohort.ndjson", b"\n".join([good(i) for i in range(n_good)] + [bad] + [good(n_good)]) + b"\n")
     s = _run_cohort(path, tmp_path / "out")
     assert s.read == n_good + 2 and s.assessed >= n_good + 1
 

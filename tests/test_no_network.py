@@ -325,7 +325,9 @@ def test_a_folder_of_hostile_records_through_the_cli_and_the_cohort_runner(tmp_p
     (folder / "d-tag.yaml").write_text(f"!!python/object/apply:urllib.request.urlopen ['{canary.url('y')}']\n",
                                        encoding="utf-8")
     (folder / "e-input.yaml").write_text(f"id: e\ninput: {canary.url('case.yaml')}\n", encoding="utf-8")
-    (folder / "f-good.yaml").write_text(CASE.read_text(encoding="utf-8"), encoding="utf-8")
+    # a patient id of its own: a-imports.ttl is patient p02 too, and a repeated id is refused (issue 12)
+    (folder / "f-good.yaml").write_text(CASE.read_text(encoding="utf-8").replace(
+        "id: p02-dual-deficiency-normocytic", "id: f-good", 1), encoding="utf-8")
     files = sorted(str(p) for p in folder.iterdir())
     rc, out, err = _cli("validate", *files)
     # c-bundle: the Observation about a remote Patient is listed and not used, never fetched (a FHIR

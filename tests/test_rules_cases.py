@@ -164,6 +164,7 @@ SELECT ?r ?thr ?outcome WHERE {
 """
 
 
+@pytest.mark.xfail(strict=True, reason="known defect, session 10 (failed on main ade7b3e too): comparisons with the result's own limits (b12th:result-upper-limit/-lower-limit) are counted as stray cut-offs; issue 9 note")
 def test_every_comparison_has_exactly_one_outcome() -> None:
     """On 2,000 synthetic patients with values at, next to and censored at every cut-off, in every
     unit: each current result compared with each cut-off that applies to the patient (same test,

@@ -21,7 +21,7 @@ from rdflib.namespace import RDF
 from .. import paths
 from ..errors import InputError, Issue
 from ..kb import parse_turtle, vocabulary
-from ..rdf.terms import B12, INPUT_BASE, SH, TRIMESTER_IRIS
+from ..rdf.terms import B12, B12NS, INPUT_BASE, SH, TRIMESTER_IRIS
 from .files import load_json, read_bytes
 from .normalise import (NOT_TEXT, add_notes, finish, is_text, normalise_result, parse_decimal, parse_time, parse_value,
                         shown_text)
@@ -336,6 +336,11 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
         issues.append(Issue("b12:trimester", str(trimester), f"disagrees with the pregnancy status and gestational weeks "
                             f"given, which make it <{TRIMESTER_IRIS[rec.trimester]}> (b12kg derives the trimester from "
                             "b12:gestationalWeeks: give the weeks)"))
+    postpartum = g.value(p, B12.postpartumStatus)
+    said = B12NS + ("InPostpartumPeriod" if "postpartum" in rec.contexts else "NotPostpartum")
+    if postpartum is not None and not issues and str(postpartum) != said:
+        issues.append(Issue("b12:postpartumStatus", str(postpartum), f"disagrees with the contexts given, which make it "
+                            f"<{said}> (b12kg derives it from b12:hasContext postpartum: give the context)"))
     if rec.pregnant and "postpartum" in rec.contexts:
         issues.append(Issue("b12:hasContext", "postpartum", "is recorded for a patient recorded as pregnant: "
                             "a record both pregnant and postpartum is refused (findings.md v2)"))
@@ -364,6 +369,7 @@ def _number(lit: Any, fld: str, low: Decimal, under: Decimal, issues: list[Issue
 # are allowed and recomputed, never read.
 _PATIENT_TERMS = frozenset(B12[t] for t in (
     "patientId", "profile", "sex", "pregnancyStatus", "trimester", "ageStatus", "pregnancyStatusAssumed", "ageYears",
+    "postpartumStatus",
     "gestationalWeeks", "unrecognisedContext", "hasResult", "hasSupersededResult", "hasUnusableResult",
     "hasUnmappedClinicalCode", "hasSymptom", "hasContext")) | {RDF.type}
 _RESULT_TERMS = frozenset(B12[t] for t in (
