@@ -505,13 +505,13 @@ def test_oracle_agrees_with_rules_when_the_age_is_not_recorded(tmp_path):
     assert not report, report
 
 
-@needs_v2_rules
 _VG27 = ("known defect, session 10: S3 for an unknown trimester/gestation in a pregnancy is built on branch "
          "'age' (not merged); issue 9 note")
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=_VG27))
                                   if p.stem.startswith("vg27-") else p for p in _case_paths()], ids=lambda p: p.stem)
+@needs_v2_rules
 def test_oracle_agrees_with_rules_on_case(path):
     from b12kg.api import assess, load_record
 
