@@ -18,7 +18,8 @@ class Issue:
     problem: str
 
     def __str__(self) -> str:
-        shown = _show(self.value)
+        # a file is named whole (the user's own path); a value is cut at 80 characters
+        shown = repr(str(self.value)) if self.field == "file" and self.value is not None else _show(self.value)
         return f"{self.field}: {shown} {self.problem}" if shown else f"{self.field}: {self.problem}"
 
     def to_json(self) -> dict:
