@@ -652,7 +652,6 @@ copyreg.pickle(Expr, _reduce_comp)
 
 
 @once
-@once
 def program() -> tuple[Compiled, ...]:
     """Every rule compiled, in evaluation order (one entry per UNION branch and per outer row);
     from the disk cache (b12kg.cache) when the rules, the ontology and this code are unchanged,

@@ -21,7 +21,7 @@ from rdflib.namespace import RDF
 from .. import paths
 from ..errors import InputError, Issue
 from ..kb import parse_turtle, vocabulary
-from ..rdf.terms import B12, B12NS, INPUT_BASE, SH, TRIMESTER_IRIS
+from ..rdf.terms import B12, INPUT_BASE, SH, TRIMESTER_IRIS, postpartum_status_iri
 from .files import load_json, read_bytes
 from .normalise import (NOT_TEXT, add_notes, finish, is_text, normalise_result, parse_decimal, parse_time, parse_value,
                         shown_text)
@@ -337,7 +337,7 @@ def record_from_graph(g: rdflib.Graph, *, source: str | None = None, profile: st
                             f"given, which make it <{TRIMESTER_IRIS[rec.trimester]}> (b12kg derives the trimester from "
                             "b12:gestationalWeeks: give the weeks)"))
     postpartum = g.value(p, B12.postpartumStatus)
-    said = B12NS + ("InPostpartumPeriod" if "postpartum" in rec.contexts else "NotPostpartum")
+    said = postpartum_status_iri(rec.contexts)
     if postpartum is not None and not issues and str(postpartum) != said:
         issues.append(Issue("b12:postpartumStatus", str(postpartum), f"disagrees with the contexts given, which make it "
                             f"<{said}> (b12kg derives it from b12:hasContext postpartum: give the context)"))

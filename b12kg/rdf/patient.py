@@ -12,7 +12,8 @@ import re
 from .. import units
 from ..inputs.record import PatientRecord, Result
 from ..kb import vocabulary
-from .terms import B12NS, DEFAULT_BASE, RDF_TYPE as RDF_TYPE_IRI, XSD_NS as XSD, patient_iri, result_iri as _result_iri
+from .terms import (B12NS, DEFAULT_BASE, RDF_TYPE as RDF_TYPE_IRI, XSD_NS as XSD, patient_iri, postpartum_status_iri,
+                    result_iri as _result_iri)
 
 RDF_TYPE = f"<{RDF_TYPE_IRI}>"
 
@@ -68,7 +69,7 @@ def patient_links(rec: PatientRecord) -> list[tuple[str, str]]:
              (B12NS + "pregnancyStatus", B12NS + ("Pregnant" if rec.pregnant else "NotPregnant")),
              (B12NS + "trimester", B12NS + _TRIMESTER[rec.trimester]),
              (B12NS + "ageStatus", B12NS + ("AgeNotRecorded" if rec.age_years is None else "AgeRecorded")),
-             (B12NS + "postpartumStatus", B12NS + ("InPostpartumPeriod" if "postpartum" in rec.contexts else "NotPostpartum"))]
+             (B12NS + "postpartumStatus", postpartum_status_iri(rec.contexts))]
     links += [(B12NS + "hasSymptom", vocab.symptoms[w]) for w in rec.symptoms]
     links += [(B12NS + "hasContext", vocab.contexts[w]) for w in rec.contexts]
     return links

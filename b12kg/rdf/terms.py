@@ -120,6 +120,12 @@ def result_key(iri: str) -> str:
     return unquote(iri.rsplit("/result/", 1)[-1])
 
 
+def postpartum_status_iri(contexts) -> str:
+    """The patient's b12:postpartumStatus, derived from its contexts (findings.md v2: not
+    postpartum unless the context postpartum is recorded)."""
+    return B12NS + ("InPostpartumPeriod" if "postpartum" in contexts else "NotPostpartum")
+
+
 #: how a finding built on an unassessed finding names it (``based_on``, every output)
 UNASSESSED_MARK = " (unassessed)"
 
